@@ -1,0 +1,2 @@
+/* Growable byte buffers: the one way feedd accumulates bytes. */
+#include "buf.h"

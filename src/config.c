@@ -1,0 +1,2 @@
+/* The configuration file: postgresql.conf-style "key = value" lines. */
+#include "config.h"

@@ -1,0 +1,69 @@
+/* One client connection: buffers, llhttp callbacks, keep-alive, pipelining, output bound. */
+#ifndef FEEDD_CONN_H
+#define FEEDD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct conn conn_t;
+struct worker;
+
+typedef struct request {
+	int         method;        /* llhttp_method_t */
+	const char *method_name;   /* "GET" */
+	const char *target;        /* raw request target, NUL-terminated */
+	const char *path;          /* percent-decoded path, NUL-terminated */
+	const char *query;         /* raw query string after '?', "" if none */
+	size_t      query_len;
+	const char *user_agent;    /* NULL if absent (access log) */
+	const char *referer;
+	bool        head;          /* HEAD: headers only */
+	bool        keep_alive;    /* after this response */
+	int         http_major;
+	int         http_minor;
+	int64_t     start_ms;      /* monotonic, first byte of the request */
+} request_t;
+
+/* A handler that answers later (database, cache fill, stream) registers
+ * these.  abort: the client went away or the connection failed; the handler
+ * must drop everything it holds for c and never touch c again.  shutdown:
+ * the worker is draining; finish quickly (a stream says so and ends). */
+typedef struct conn_pending_ops {
+	void (*abort)(conn_t *c, void *ctx);
+	void (*shutdown)(conn_t *c, void *ctx);
+} conn_pending_ops_t;
+
+void conn_set_pending(conn_t *c, const conn_pending_ops_t *ops, void *ctx);
+
+/* A whole response.  Adds Date, Server, Content-Length, Connection; drops
+ * the body for HEAD.  extra_headers: complete "Name: value\r\n" lines or NULL.
+ * Ends the pending state and resumes a pipelined next request. */
+void conn_respond(conn_t *c, int status, const char *content_type,
+                  const char *extra_headers, const char *body, size_t len);
+
+/* A response of unknown length (SSE): headers now, then writes, delimited
+ * by closing the connection.  conn_stream_write returns 0, or -1 when the
+ * client cannot keep up (output_buffer_limit) or is gone: the connection is
+ * then closed, abort is NOT called, and the caller frees its own state. */
+int  conn_stream_start(conn_t *c, int status, const char *content_type,
+                       const char *extra_headers);
+int  conn_stream_write(conn_t *c, const char *data, size_t len);
+/* Flush what is queued, then close.  Ends the pending state. */
+void conn_stream_end(conn_t *c);
+
+/* For the access log: "hit", "miss", "stale", or NULL for "-". */
+void conn_set_cache_status(conn_t *c, const char *status);
+const struct sockaddr *conn_peer(const conn_t *c);
+struct worker *conn_worker(const conn_t *c);
+
+/* worker.c hands accepted sockets here; conn owns fd from then on. */
+conn_t *conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Draining: close idle keep-alive connections now, the rest after their
+ * response; pending handlers get their shutdown op. */
+void conn_drain_all(struct worker *w);
+/* Hard stop: close everything (abort pending handlers). */
+void conn_close_all(struct worker *w);
+
+#endif

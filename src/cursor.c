@@ -1,0 +1,2 @@
+/* Feed cursors and feed timestamps: parse and format. */
+#include "cursor.h"

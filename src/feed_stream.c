@@ -1,0 +1,2 @@
+/* GET /api/feed/stream: Server-Sent Events, progressive batches, keepalive, timeout. */
+#include "feed_stream.h"

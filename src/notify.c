@@ -1,0 +1,2 @@
+/* sd_notify when built with libsystemd; nothing otherwise. */
+#include "notify.h"

@@ -1,0 +1,2 @@
+/* A worker's pool of non-blocking libpq connections: connect, prepare, pipeline, cancel, reconnect. */
+#include "pgpool.h"

@@ -1,0 +1,53 @@
+/* A worker's pool of non-blocking libpq connections: connect, prepare, pipeline, cancel, reconnect. */
+#ifndef FEEDD_PGPOOL_H
+#define FEEDD_PGPOOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+typedef struct pgpool pgpool_t;
+typedef struct pgpool_query pgpool_query_t;
+
+/* A statement prepared once on every connection. */
+typedef struct pgpool_stmt {
+	const char *name;
+	const char *sql;
+	int         nparams;
+} pgpool_stmt_t;
+
+typedef struct pgpool_config {
+	const char          *conninfo;
+	int                  size;             /* connections */
+	int                  queue_max;        /* queries waiting for a connection */
+	int                  pipeline_depth;   /* statements in flight per connection */
+	int64_t              query_timeout;    /* ms; also the server's statement_timeout */
+	int64_t              connect_timeout;  /* ms */
+	int64_t              reconnect_max;    /* ms, back-off ceiling */
+	const pgpool_stmt_t *stmts;
+	int                  nstmts;
+} pgpool_config_t;
+
+/* Called once per query: res on success (valid only during the call), or
+ * res == NULL and a reason (connection lost, timeout, server error). */
+typedef void (*pgpool_cb)(void *ud, const PGresult *res, const char *error);
+
+/* Starts connecting in the background; never blocks. */
+pgpool_t *pgpool_create(loop_t *loop, const pgpool_config_t *cfg);
+void      pgpool_destroy(pgpool_t *pool);
+
+/* Queues a prepared statement (params as text).  Returns NULL when the
+ * queue is full or the pool has no connection and cannot get one soon
+ * (the caller answers 503). */
+pgpool_query_t *pgpool_exec(pgpool_t *pool, int stmt, const char *const *params,
+                            pgpool_cb cb, void *ud);
+/* The caller no longer wants the answer: cb will not be called; a running
+ * statement is cancelled on the server without blocking this loop. */
+void pgpool_cancel(pgpool_query_t *q);
+
+/* True when at least one connection is up (/readyz). */
+bool pgpool_ready(const pgpool_t *pool);
+
+#endif

@@ -1,0 +1,2 @@
+/* A worker process: the event loop, accepting, timers, draining. */
+#include "worker.h"
