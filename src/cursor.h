@@ -28,7 +28,8 @@ int cursor_parse(const char *s, size_t len, cursor_t *out, const char **why);
 int cursor_format(const cursor_t *c, char *out, size_t outlen);
 
 /* Feed timestamp text: "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00" (fraction only
- * when non-zero), or with "Z" for cursors.  out needs CURSOR_TIME_MAX bytes. */
+ * when non-zero), or with "Z" for cursors.  out needs CURSOR_TIME_MAX bytes.
+ * Returns the length, or -1 outside years 0000-9999 or when out is too small. */
 #define CURSOR_TIME_MAX 40
 int cursor_format_time(int64_t us, bool zulu, char *out, size_t outlen);
 
