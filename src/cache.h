@@ -10,6 +10,14 @@
 
 typedef struct cache cache_t;
 
+/* Longest key stored; a longer key is always a miss and never stored. */
+#define CACHE_KEY_MAX 255
+
+/* Metrics: cache.c counts only what it alone sees, METRICS_CACHE_EVICTIONS
+ * (a put replaced another key's still servable entry).  Hits, misses, stale,
+ * fills, lease waits and flushes are counted by the callers (feed_load /
+ * feed_api, and the master for flushes), which know what was served. */
+
 typedef enum cache_state {
 	CACHE_MISS,
 	CACHE_HIT,
@@ -23,9 +31,12 @@ typedef struct cache_meta {
 } cache_meta_t;
 
 typedef struct cache_stats {
-	uint64_t entries;
-	uint64_t bytes;
+	uint64_t entries;             /* servable now (hit or stale), current generation */
+	uint64_t bytes;               /* bodies of those entries */
 	uint64_t capacity_entries;
+	uint64_t evictions;           /* since create, all processes */
+	uint64_t checksum_failures;   /* torn copies caught by the checksum (see cache.c) */
+	uint64_t claims_stolen;       /* writer claims taken from dead or stalled writers */
 } cache_stats_t;
 
 /* Master, before forking: creates (unlinking any left-over of a crashed
@@ -40,17 +51,35 @@ void     cache_destroy(cache_t *c, int unlink_name);
 cache_state_t cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta);
 
 /* Single flight: returns 1 when the caller now holds the fill lease for key
- * (it must cache_put or cache_release), 0 when another live holder has it. */
+ * (it must cache_put or cache_release), 0 when another live holder has it.
+ * A lease ends at put/release, after lease_ms, or when its process dies.
+ * 0 can also mean, rarely, that another key sharing the lease record is being
+ * filled: wait as for any holder, poll cache_get, and ask again; a retry
+ * after that fill ends succeeds. */
 int  cache_lease(cache_t *c, const char *key, int64_t now, int64_t lease_ms);
 void cache_release(cache_t *c, const char *key);
 
-/* Stores a page and releases the caller's lease.  Returns 0, or -1 when it
- * does not fit (entry_max). */
+/* Stores a page and releases the caller's lease (also on failure).  A page
+ * filled under a lease is stored with the generation current when the lease
+ * was taken, so a flush during the fill makes it a miss.  Returns 0, or -1
+ * when it does not fit (entry_max, CACHE_KEY_MAX) or every slot its key may
+ * use is being written by another process at that instant (not stored). */
 int  cache_put(cache_t *c, const char *key, const char *body, size_t len,
                const cache_meta_t *meta, int64_t now);
 
 /* O(1): every entry stored before this call is a miss afterwards. */
 void cache_flush(cache_t *c);
 void cache_stats(cache_t *c, cache_stats_t *out);
+
+/* Master, after reaping a dead worker (before forking its replacement, so
+ * the pid cannot be reused yet): drops the entry it was writing and frees its
+ * leases at once instead of when someone next trips over them; logs what it
+ * found.  Returns how many claims and leases were freed. */
+int  cache_reap(cache_t *c, pid_t pid);
+
+/* Test hook (--enable-test-hooks): FEEDD_TEST_CACHE_STALL_WRITE=1 makes the
+ * first cache_put of this cache (any process) stop for ever halfway through
+ * writing the body, with the slot's seqlock odd; =KEY does so only for that
+ * key.  One-shot per cache, so a respawned worker writes normally. */
 
 #endif

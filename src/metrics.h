@@ -79,6 +79,14 @@ void metrics_request(enum metrics_endpoint ep, int status);
 /* label: the source index for METRICS_H_SOURCE_LATENCY, else 0. */
 void metrics_observe(enum metrics_hist h, int label, double value);
 
+/* Worker: the label values of METRICS_H_SOURCE_LATENCY (the feed source
+ * names, index = label).  metrics.c keeps the pointers, not copies: pass
+ * strings that live as long as the process. */
+void metrics_set_source_names(const char *const *names, int n);
+/* Worker: the cache whose entries/bytes /metrics reports (NULL: none). */
+struct cache;
+void metrics_set_cache(struct cache *c);
+
 /* The whole exposition text, summed over every slot. */
 int  metrics_render(buf_t *out);
 
