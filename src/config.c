@@ -65,7 +65,7 @@ static const config_key_t keys[] = {
 	  "comma-separated addresses to listen on: host:port, [v6]:port, *:port" },
 	{ "workers", CT_WORKERS, "auto", 0, 1024, F(workers), 0,
 	  "worker processes; 0 or auto = number of online cores" },
-	{ "pid_file", CT_STRING, RUNSTATEDIR "/feedd.pid", 0, 0, F(pid_file), 0,
+	{ "pid_file", CT_STRING, RUNSTATEDIR "/feedd/feedd.pid", 0, 0, F(pid_file), 0,
 	  "file holding the master's process id" },
 	{ "user", CT_STRING, NULL, 0, 0, F(user), CF_EMPTY_OK | CF_EMPTY_NULL,
 	  "user the workers run as when started as root" },

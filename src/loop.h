@@ -11,7 +11,8 @@ typedef struct loop loop_t;
 typedef struct loop_io loop_io_t;
 typedef struct loop_timer loop_timer_t;
 
-/* Embedded in its owner (container_of); events are EPOLL* bits. */
+/* Embedded in its owner (container_of); events are EPOLL* bits.  fd is -1
+ * after loop_io_del, which may then be called again harmlessly. */
 struct loop_io {
 	int      fd;
 	uint32_t events;
@@ -21,6 +22,7 @@ struct loop_io {
 struct loop_timer {
 	int64_t  when;          /* monotonic ms */
 	size_t   heap_index;    /* 0 = not armed */
+	uint64_t seq;           /* arming order: ties on `when` fire first-armed first */
 	void   (*cb)(loop_timer_t *t);
 };
 
@@ -30,12 +32,16 @@ struct loop_timer {
 loop_t *loop_create(void);
 void    loop_destroy(loop_t *loop);
 
-/* Return 0 or -1 with errno. */
+/* Return 0 or -1 with errno.  The owner may free an io as soon as
+ * loop_io_del returns, even inside a callback: the io's events still
+ * pending in the current batch are dropped, never dispatched. */
 int     loop_io_add(loop_t *loop, loop_io_t *io, int fd, uint32_t events,
                     void (*cb)(loop_io_t *, uint32_t));
 int     loop_io_mod(loop_t *loop, loop_io_t *io, uint32_t events);
 void    loop_io_del(loop_t *loop, loop_io_t *io);
 
+/* A timer is disarmed before its callback runs, which may re-arm it.  A
+ * callback may stop (then free) any other timer, due or not. */
 void    loop_timer_init(loop_timer_t *t, void (*cb)(loop_timer_t *));
 void    loop_timer_start(loop_t *loop, loop_timer_t *t, int64_t delay_ms);
 void    loop_timer_stop(loop_t *loop, loop_timer_t *t);

@@ -1,2 +1,427 @@
 /* A worker process: the event loop, accepting, timers, draining. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "feed_sources.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgpool.h"
+#include "testhook.h"
 #include "worker.h"
+
+#define ACCEPT_PAUSE_MS 100 /* after EMFILE, and the poll while throttled */
+#define PIPELINE_DEPTH  8
+
+typedef struct listen_io {
+	loop_io_t io;
+	int fd;
+} listen_io_t;
+
+/* One worker per process: state lives in statics so signal and accept
+ * callbacks, which get only their io or timer, can reach it. */
+static worker_t W;
+static listen_io_t listens[CONFIG_MAX_LISTEN];
+static int nlistens;
+static int sigfd = -1;
+static loop_io_t sig_io;
+static loop_timer_t pause_timer; /* accepts paused: EMFILE or throttled */
+static loop_timer_t drain_timer; /* bound of a SIGTERM drain */
+static bool out_of_fds;          /* an EMFILE episode is running (logged once) */
+static bool throttled;           /* near max_connections, other workers take new ones */
+static int high_water;           /* throttle from this many connections */
+static pgpool_stmt_t stmts[FEED_SRC_COUNT];
+
+static void accept_cb(loop_io_t *io, uint32_t revents);
+
+static void
+accept_start(void)
+{
+	if (W.accepting || W.draining)
+		return;
+	for (int i = 0; i < nlistens; i++) {
+		/* EPOLLEXCLUSIVE wakes one waiting worker per connection instead
+		 * of all of them, which spreads accepts over the workers. */
+		if (loop_io_add(W.loop, &listens[i].io, listens[i].fd, EPOLLIN | EPOLLEXCLUSIVE,
+		                accept_cb) < 0)
+			log_error("cannot watch a listen socket: %s", strerror(errno));
+	}
+	W.accepting = true;
+}
+
+static void
+accept_stop(void)
+{
+	if (!W.accepting)
+		return;
+	for (int i = 0; i < nlistens; i++)
+		loop_io_del(W.loop, &listens[i].io);
+	W.accepting = false;
+}
+
+static bool
+over_high_water(void)
+{
+	return W.cfg->workers > 1 && W.nconns >= high_water;
+}
+
+/* Accepts until the backlog is empty, or budget connections (< 0: no
+ * bound).  Returns false when accepting must pause: near max_connections
+ * (throttled), or accept itself failing. */
+static bool
+accept_from(int fd, int budget)
+{
+	for (int n = 0; budget < 0 || n < budget; n++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int cfd;
+
+		cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			switch (errno) {
+			case EAGAIN:
+				return true;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* The connection stays in the backlog and the
+				 * socket stays readable: retrying at once would
+				 * spin.  Other workers may have room meanwhile. */
+				if (!out_of_fds)
+					log_error("accept: %s: pausing accepts", strerror(errno));
+				out_of_fds = true;
+				throttled = false;
+				return false;
+			default:
+				/* Unexpected, perhaps lasting: paused too, so it is
+				 * logged at most once per pause. */
+				log_error("accept: %s", strerror(errno));
+				throttled = false;
+				return false;
+			}
+		}
+		if (out_of_fds) {
+			log_info("accepting again");
+			out_of_fds = false;
+		}
+		if (W.nconns >= W.cfg->max_connections) {
+			metrics_add(METRICS_CONNECTIONS_REJECTED, 1);
+			conn_reject(cfd);
+			continue;
+		}
+		/* conn_accept owns cfd, and closes it when it fails. */
+		if (conn_accept(&W, cfd, (struct sockaddr *)&ss, len) != NULL)
+			metrics_add(METRICS_CONNECTIONS_ACCEPTED, 1);
+		if (over_high_water()) {
+			throttled = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+accept_pause(void)
+{
+	accept_stop();
+	loop_timer_start(W.loop, &pause_timer, ACCEPT_PAUSE_MS);
+}
+
+static void
+accept_cb(loop_io_t *io, uint32_t revents)
+{
+	listen_io_t *l = container_of(io, listen_io_t, io);
+
+	if (!accept_from(l->fd, -1))
+		accept_pause();
+}
+
+/* While paused, one small accept pass per tick: a client never waits in the
+ * backlog for nobody when every worker is full; it is served or gets 503. */
+static void
+pause_cb(loop_timer_t *t)
+{
+	bool ok = true;
+
+	if (W.draining)
+		return;
+	for (int i = 0; i < nlistens && ok; i++)
+		ok = accept_from(listens[i].fd, throttled ? 1 : -1);
+	if (ok && over_high_water()) {
+		throttled = true;
+		ok = false;
+	}
+	if (!ok) {
+		loop_timer_start(W.loop, &pause_timer, ACCEPT_PAUSE_MS);
+		return;
+	}
+	throttled = false;
+	accept_start();
+}
+
+void
+worker_conn_opened(worker_t *w)
+{
+	w->nconns++;
+	metrics_gauge_add(METRICS_OPEN_CONNECTIONS, 1);
+}
+
+void
+worker_conn_closed(worker_t *w)
+{
+	w->nconns--;
+	metrics_gauge_add(METRICS_OPEN_CONNECTIONS, -1);
+	if (w->draining) {
+		if (w->nconns <= 0)
+			loop_stop(w->loop);
+		return;
+	}
+	if (throttled && !over_high_water()) {
+		loop_timer_stop(w->loop, &pause_timer);
+		throttled = false;
+		accept_start();
+	}
+}
+
+/* Draining and signals. */
+
+static void
+drain_cb(loop_timer_t *t)
+{
+	log_warn("shutdown_timeout passed with %d connections open: closing them", W.nconns);
+	conn_close_all(&W);
+	loop_stop(W.loop);
+}
+
+static void
+drain_start(bool bounded)
+{
+	if (bounded && !loop_timer_active(&drain_timer))
+		loop_timer_start(W.loop, &drain_timer, W.cfg->shutdown_timeout);
+	if (W.draining)
+		return;
+	accept_stop();
+	loop_timer_stop(W.loop, &pause_timer);
+	W.draining = true;
+	/* Our copies go now: a listen address removed by a reload closes when
+	 * the last old worker lets go of it. */
+	for (int i = 0; i < nlistens; i++)
+		close(listens[i].fd);
+	nlistens = 0;
+	conn_drain_all(&W);
+	if (W.nconns <= 0)
+		loop_stop(W.loop);
+}
+
+static void
+signal_cb(loop_io_t *io, uint32_t revents)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+			log_info("SIGTERM: finishing %d connections within shutdown_timeout",
+			         W.nconns);
+			drain_start(true);
+			break;
+		case SIGQUIT:
+			log_info("SIGQUIT: finishing %d connections", W.nconns);
+			drain_start(false);
+			break;
+		case SIGINT:
+			log_info("SIGINT: closing %d connections", W.nconns);
+			W.draining = true;
+			accept_stop();
+			conn_close_all(&W);
+			loop_stop(W.loop);
+			break;
+		case SIGUSR1:
+			log_reopen();
+			break;
+		}
+	}
+}
+
+static int
+signals_setup(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	/* The master's reload and flush are for the master; a stray one sent
+	 * to a worker must not kill it. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	if (sigprocmask(SIG_SETMASK, &set, NULL) < 0) {
+		log_error("sigprocmask: %s", strerror(errno));
+		return -1;
+	}
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Started as root with a user configured: become that user for good, or
+ * refuse to serve. */
+static int
+drop_privileges(const config_t *cfg)
+{
+	struct passwd *pw;
+	gid_t gid;
+
+	if (geteuid() != 0 || cfg->user == NULL || cfg->user[0] == '\0')
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		log_error("user \"%s\" not found", cfg->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group != NULL && cfg->group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->group);
+
+		if (gr == NULL) {
+			log_error("group \"%s\" not found", cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgid(gid) < 0) {
+		log_error("setgid(%ld): %s", (long)gid, strerror(errno));
+		return -1;
+	}
+	if (initgroups(cfg->user, gid) < 0) {
+		log_error("initgroups(%s): %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(pw->pw_uid) < 0) {
+		log_error("setuid(%ld): %s", (long)pw->pw_uid, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || geteuid() == 0)) {
+		log_error("still able to regain root after switching to %s", cfg->user);
+		return -1;
+	}
+	return 0;
+}
+
+static pgpool_t *
+pool_create(const config_t *cfg)
+{
+	for (int i = 0; i < FEED_SRC_COUNT; i++) {
+		stmts[i].name = feed_source_defs[i].name;
+		stmts[i].sql = feed_source_defs[i].sql;
+		stmts[i].nparams = FEED_SOURCE_NPARAMS;
+	}
+	return pgpool_create(W.loop, &(pgpool_config_t){
+	                                     .conninfo = cfg->db,
+	                                     .size = cfg->db_pool_size,
+	                                     .queue_max = cfg->db_queue_size,
+	                                     .pipeline_depth = PIPELINE_DEPTH,
+	                                     .query_timeout = cfg->db_query_timeout,
+	                                     .connect_timeout = cfg->db_connect_timeout,
+	                                     .reconnect_max = cfg->db_reconnect_max,
+	                                     .stmts = stmts,
+	                                     .nstmts = FEED_SRC_COUNT,
+	                             });
+}
+
+void
+worker_main(const config_t *cfg, int slot, const int *listen_fds, int nlisten, struct cache *cache)
+{
+	char role[32];
+	int status = WORKER_EXIT_OK;
+
+	snprintf(role, sizeof(role), "worker %d", slot);
+	log_set_role(role);
+	metrics_set_slot(slot);
+	W.cfg = cfg;
+	W.cache = cache;
+	W.slot = slot;
+	high_water = cfg->max_connections - cfg->max_connections / 10;
+	if (high_water < 1)
+		high_water = 1;
+
+	if (signals_setup() < 0)
+		exit(1);
+	/* The respawn and fatal-exit paths of the master, on demand. */
+	const char *exit_hook = TESTHOOK("WORKER_EXIT");
+
+	if (exit_hook != NULL) {
+		log_info("test hook: exiting with status %s", exit_hook);
+		exit(atoi(exit_hook));
+	}
+	if (drop_privileges(cfg) < 0) {
+		log_error("refusing to serve with the master's privileges");
+		exit(WORKER_EXIT_FATAL);
+	}
+	W.loop = loop_create();
+	if (W.loop == NULL) {
+		log_error("event loop: %s", strerror(errno));
+		exit(1);
+	}
+	loop_timer_init(&pause_timer, pause_cb);
+	loop_timer_init(&drain_timer, drain_cb);
+	if (loop_io_add(W.loop, &sig_io, sigfd, EPOLLIN, signal_cb) < 0) {
+		log_error("event loop: %s", strerror(errno));
+		exit(1);
+	}
+
+	metrics_set_cache(cache);
+	{
+		/* metrics keeps the pointer: the array lives as long as the worker. */
+		static const char *source_names[FEED_SRC_COUNT];
+
+		for (int i = 0; i < FEED_SRC_COUNT; i++)
+			source_names[i] = feed_source_defs[i].name;
+		metrics_set_source_names(source_names, FEED_SRC_COUNT);
+	}
+	W.pool = pool_create(cfg);
+	if (W.pool == NULL)
+		log_error("no database pool: only /healthz and static files will work");
+
+	for (int i = 0; i < nlisten; i++)
+		listens[i].fd = listen_fds[i];
+	nlistens = nlisten;
+	accept_start();
+
+	if (loop_run(W.loop) < 0) {
+		log_error("event loop: %s", strerror(errno));
+		status = 1;
+	}
+
+	conn_close_all(&W);
+	if (W.pool != NULL)
+		pgpool_destroy(W.pool);
+	accept_stop();
+	for (int i = 0; i < nlistens; i++)
+		close(listens[i].fd);
+	loop_io_del(W.loop, &sig_io);
+	loop_destroy(W.loop);
+	close(sigfd);
+	log_debug("exiting");
+	exit(status);
+}
