@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "metrics.h"
+
 typedef struct conn conn_t;
 struct worker;
 
@@ -24,7 +26,16 @@ typedef struct request {
 	int         http_major;
 	int         http_minor;
 	int64_t     start_ms;      /* monotonic, first byte of the request */
+	const char *headers;       /* "name\0value\0" pairs, as received */
+	size_t      headers_len;
 } request_t;
+
+/* r and every string in it stay valid until the response is complete (the
+ * next request is not parsed before): an async handler may keep r. */
+
+/* The value of header name (case-insensitive), NULL if absent; the first
+ * one when repeated. */
+const char *conn_header(const request_t *r, const char *name);
 
 /* A handler that answers later (database, cache fill, stream) registers
  * these.  abort: the client went away or the connection failed; the handler
@@ -55,11 +66,16 @@ void conn_stream_end(conn_t *c);
 
 /* For the access log: "hit", "miss", "stale", or NULL for "-". */
 void conn_set_cache_status(conn_t *c, const char *status);
+/* The endpoint label this request is counted under (router; default OTHER). */
+void conn_set_endpoint(conn_t *c, enum metrics_endpoint ep);
 const struct sockaddr *conn_peer(const conn_t *c);
 struct worker *conn_worker(const conn_t *c);
 
 /* worker.c hands accepted sockets here; conn owns fd from then on. */
 conn_t *conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Over max_connections: a small 503 written best-effort, then fd is closed
+ * (nothing buffered, nothing kept). */
+void conn_reject(int fd);
 /* Draining: close idle keep-alive connections now, the rest after their
  * response; pending handlers get their shutdown op. */
 void conn_drain_all(struct worker *w);

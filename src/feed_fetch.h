@@ -11,14 +11,19 @@ struct pgpool;
 typedef struct feed_fetch feed_fetch_t;
 
 typedef struct feed_fetch_ops {
-	/* Some sources answered; their items are in the page. */
+	/* Some sources answered; their items are in the page.  last: all
+	 * have.  The owner may cancel (not last) or free (last) f inside. */
 	void (*progress)(void *ud, feed_page_t *page, bool last);
-	/* A source failed (error says why); no more callbacks follow. */
+	/* A source failed (error says why, for the client: 503 unavailable,
+	 * 504 timeout, 500 malformed row); no more callbacks follow and f is
+	 * already freed: drop the pointer, do not cancel or free it. */
 	void (*failed)(void *ud, int http_status, const char *error);
 } feed_fetch_ops_t;
 
-/* now_us: wall clock of the request (the window's anchor).  Returns NULL
- * and sets *http_status (503) when the pool cannot take the queries. */
+/* The pool's statement i must be feed_source_defs[i].  now_us: wall clock
+ * of the request (the window's anchor).  No callback runs inside this
+ * call.  Returns NULL and sets *http_status (503; pgpool_error says why)
+ * when the pool cannot take the queries, or 500 when memory runs out. */
 feed_fetch_t *feed_fetch_start(struct pgpool *pool, const feed_request_t *req,
                                int64_t window_ms, int64_t now_us,
                                const feed_fetch_ops_t *ops, void *ud, int *http_status);

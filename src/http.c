@@ -8,6 +8,7 @@
 const char *
 http_status_text(int status)
 {
+	/* clang-format off */
 	switch (status) {
 	case 100: return "Continue";
 	case 200: return "OK";
@@ -48,6 +49,7 @@ http_status_text(int status)
 	default:
 		break;
 	}
+	/* clang-format on */
 	if (status >= 100 && status < 200)
 		return "Informational";
 	if (status >= 200 && status < 300)
@@ -127,7 +129,7 @@ query_decode(const char *s, size_t len, bool *bad)
 int
 http_query_param(const char *query, size_t len, const char *name, char **out, bool *dup)
 {
-	const char *p = query, *end = query + len;
+	const char *p = query, *end, *next;
 	char *found = NULL;
 	bool seen_dup = false;
 
@@ -136,7 +138,8 @@ http_query_param(const char *query, size_t len, const char *name, char **out, bo
 		*dup = false;
 	if (query == NULL)
 		return 0;
-	while (p < end) {
+	end = query + len;
+	for (; p < end; p = next) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *seg_end = amp ? amp : end;
 		const char *eq = memchr(p, '=', (size_t)(seg_end - p));
@@ -144,12 +147,13 @@ http_query_param(const char *query, size_t len, const char *name, char **out, bo
 		char *key;
 		bool bad;
 
+		next = amp ? amp + 1 : end;
 		if (seg_end == p)
-			goto next;
+			continue;
 		key = query_decode(p, (size_t)(key_end - p), &bad);
 		if (key == NULL) {
-			if (bad)  /* some other parameter's broken name: not ours */
-				goto next;
+			if (bad) /* some other parameter's broken name: not ours */
+				continue;
 			free(found);
 			return -1;
 		}
@@ -167,8 +171,6 @@ http_query_param(const char *query, size_t len, const char *name, char **out, bo
 			}
 		}
 		free(key);
-next:
-		p = amp ? amp + 1 : end;
 	}
 	if (found == NULL)
 		return 0;
@@ -178,6 +180,7 @@ next:
 	return 1;
 }
 
+/* clang-format off */
 static const struct {
 	const char *ext;
 	const char *type;
@@ -200,6 +203,7 @@ static const struct {
 	{ "woff2", "font/woff2" },
 	{ "woff",  "font/woff" },
 };
+/* clang-format on */
 
 const char *
 http_mime_type(const char *path)

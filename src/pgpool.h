@@ -31,11 +31,19 @@ typedef struct pgpool_config {
 } pgpool_config_t;
 
 /* Called once per query: res on success (valid only during the call), or
- * res == NULL and a reason (connection lost, timeout, server error). */
+ * res == NULL and a reason (connection lost, timeout, server error).  The
+ * query handle is gone when cb runs: never pgpool_cancel it afterwards. */
 typedef void (*pgpool_cb)(void *ud, const PGresult *res, const char *error);
 
-/* Starts connecting in the background; never blocks. */
+/* The error of a query whose deadline (query_timeout) passed. */
+#define PGPOOL_ERR_TIMEOUT "query timed out"
+
+/* Starts connecting in the background; never blocks (but a host name in
+ * the conninfo is resolved synchronously by libpq).  NULL when the
+ * conninfo does not parse or memory runs out.  stmts must outlive the pool. */
 pgpool_t *pgpool_create(loop_t *loop, const pgpool_config_t *cfg);
+/* Frees every query still held without calling back (the owners must be
+ * gone), sends the cancel requests already decided, closes. */
 void      pgpool_destroy(pgpool_t *pool);
 
 /* Queues a prepared statement (params as text).  Returns NULL when the
@@ -49,5 +57,14 @@ void pgpool_cancel(pgpool_query_t *q);
 
 /* True when at least one connection is up (/readyz). */
 bool pgpool_ready(const pgpool_t *pool);
+
+/* How many statements pgpool_exec would take right now (free pipeline
+ * slots of ready connections plus free queue places; 0 when it fails
+ * fast): a caller needing several checks first instead of undoing. */
+int pgpool_room(const pgpool_t *pool);
+
+/* Why the pool takes nothing now, for the client: "no database
+ * connection" or "database busy (query queue full)". */
+const char *pgpool_error(const pgpool_t *pool);
 
 #endif

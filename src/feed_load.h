@@ -1,0 +1,44 @@
+/* Getting a feed page: shared cache, single-flight fill across workers, stale-while-revalidate, database. */
+#ifndef FEEDD_FEED_LOAD_H
+#define FEEDD_FEED_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "feed_request.h"
+
+struct worker;
+typedef struct feed_load feed_load_t;
+
+/* The fast path, synchronous: a HIT or STALE page from the shared cache is
+ * copied into *body / *meta.  MISS when there is no cache or no usable entry. */
+cache_state_t feed_load_cached(struct worker *w, const feed_request_t *req,
+                               buf_t *body, cache_meta_t *meta);
+
+/* After serving a STALE page: refresh it in the background unless another
+ * process already is (the fill lease decides). */
+void feed_load_refresh(struct worker *w, const feed_request_t *req);
+
+typedef struct feed_load_ops {
+	/* Only when this load queries the database: items that can still make
+	 * the page, as comma-separated JSON elements in the total order; last
+	 * is the final batch (it may be empty).  May be NULL. */
+	void (*batch)(void *ud, const char *items, size_t len, size_t nitems, bool last);
+	/* The final page; served: "miss" (this load filled it), "hit" (another
+	 * process filled it while we waited), "stale".  The load is over. */
+	void (*done)(void *ud, const buf_t *body, const cache_meta_t *meta, const char *served);
+	/* No page: status 503/504/500 and a reason for the client.  The load is over. */
+	void (*failed)(void *ud, int status, const char *detail);
+} feed_load_ops_t;
+
+/* A miss: takes the fill lease (or waits for its holder), queries, stores.
+ * Callbacks never run inside this call.  Returns NULL (and calls nothing)
+ * only when memory runs out. */
+feed_load_t *feed_load_start(struct worker *w, const feed_request_t *req,
+                             const feed_load_ops_t *ops, void *ud);
+/* The caller is gone: no callback after this; queries cancelled, lease released. */
+void feed_load_cancel(feed_load_t *l);
+
+#endif

@@ -1,0 +1,151 @@
+"""The per-worker database pool: its size, /readyz, the bounded queue, no
+leaked connections (stop, reload), and a client that goes away takes its
+statements with it (cancelled on the server, lease released)."""
+
+import json
+import signal
+import socket
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def demo(pg, repo_root):
+    pg.reset_data()
+    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
+    yield pg
+
+
+def feedd_conns(pg):
+    return pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'")[0][0]
+
+
+def poll(what, cond, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def readyz_everywhere(feedd, want, n=10):
+    """/readyz answers `want` n times in a row (every worker, most likely)."""
+    for _ in range(n):
+        if feedd.get("/readyz")[0] != want:
+            return False
+    return True
+
+
+def db_connection_gauges(feedd):
+    status, _, body = feedd.get("/metrics")
+    assert status == 200, body
+    states = {}
+    for line in body.decode().splitlines():
+        if line.startswith("feedd_db_connections{"):
+            state = line.split('state="', 1)[1].split('"', 1)[0]
+            states[state] = int(float(line.split()[-1]))
+    return states
+
+
+def test_each_worker_opens_db_pool_size_connections(demo, feedd_factory):
+    feedd = feedd_factory(workers=2, db_pool_size=3)
+    poll("2 x 3 connections", lambda: feedd_conns(demo) == 6)
+    poll("the gauges to show them up",
+         lambda: db_connection_gauges(feedd).get("idle", 0)
+         + db_connection_gauges(feedd).get("busy", 0) == 6)
+    for i in range(20):
+        status, _, body = feedd.get(f"/api/feed?limit=3&cursor=2100-01-01T00:00:{i:02d}Z")
+        assert status == 200, body
+    assert feedd_conns(demo) == 6, "load opens no connection beyond the pools"
+
+
+def test_readyz_follows_the_database(demo, feedd_factory):
+    feedd = feedd_factory(workers=2, db_pool_size=2, db_reconnect_max="300ms")
+    poll("ready", lambda: readyz_everywhere(feedd, 200))
+    demo.stop()
+    try:
+        poll("/readyz 503", lambda: readyz_everywhere(feedd, 503))
+        status, _, body = feedd.get("/readyz")
+        assert isinstance(json.loads(body), dict)
+        assert feedd.get("/healthz")[0] == 200
+        poll("the gauges to show them down",
+             lambda: db_connection_gauges(feedd).get("idle", 0) == 0)
+    finally:
+        demo.start()
+    poll("/readyz 200 again", lambda: readyz_everywhere(feedd, 200))
+
+
+def test_connections_close_with_feedd(demo, feedd_factory):
+    feedd = feedd_factory(workers=2, db_pool_size=2)
+    poll("2 x 2 connections", lambda: feedd_conns(demo) == 4)
+    assert feedd.stop() == 0
+    poll("no feedd connection left", lambda: feedd_conns(demo) == 0)
+
+
+def test_reload_leaks_no_connection(demo, feedd_factory):
+    feedd = feedd_factory(workers=2, db_pool_size=3)
+    poll("2 x 3 connections", lambda: feedd_conns(demo) == 6)
+    old = set(feedd.worker_pids())
+    feedd.reconfigure(db_pool_size=1)
+    feedd.signal(signal.SIGHUP)
+    poll("the new workers", lambda: not old & set(feedd.worker_pids())
+         and len(feedd.worker_pids()) == 2)
+    poll("2 x 1 connections", lambda: feedd_conns(demo) == 2)
+    status, _, body = feedd.get("/api/feed?limit=3")
+    assert status == 200, body
+
+
+def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory):
+    """One connection holds 8 statements in its pipeline and the queue 1
+    more: a cold page (15) cannot be taken.  It is refused before anything
+    reaches the database."""
+    feedd = feedd_factory(workers=1, db_pool_size=1, db_queue_size=1)
+    poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
+    demo.reset_stats()
+    status, _, body = feedd.get("/api/feed?limit=5")
+    assert status == 503, body
+    detail = json.loads(body)["detail"]
+    assert isinstance(detail, str) and "database" in detail, detail
+    time.sleep(0.3)
+    assert demo.count_statements("%$4%") == 0
+    assert feedd.get("/healthz")[0] == 200
+
+
+def test_client_gone_cancels_its_statements(demo, feedd_factory):
+    """The feed tables are locked, so a cold page's statements wait; the
+    client hangs up long before db_query_timeout: feedd cancels them on
+    the server and releases the fill lease (the next request for the same
+    page does not wait for cache_lease_timeout)."""
+    feedd = feedd_factory(workers=1, db_pool_size=2, db_query_timeout="20s",
+                          cache_lease_timeout="30s")
+    poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
+    path = "/api/feed?limit=13&cursor=2100-01-05T00:00:00Z"
+    with open(demo.logfile, "rb") as f:
+        log_start = len(f.read())
+
+    locker = demo.connect()
+    try:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in demo.tables())
+                       + " IN ACCESS EXCLUSIVE MODE")
+        client = socket.create_connection(("127.0.0.1", feedd.port))
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        poll("feedd's statements waiting for the lock", lambda: demo.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+            " AND wait_event_type = 'Lock'")[0][0] > 0, timeout=5)
+        client.close()
+        poll("no feedd backend waiting for the lock", lambda: demo.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+            " AND wait_event_type = 'Lock'")[0][0] == 0, timeout=10)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+    with open(demo.logfile, "rb") as f:
+        assert b"canceling statement due to user request" in f.read()[log_start:]
+    status, headers, body = feedd.get(path, timeout=10)
+    assert status == 200, body
+    assert headers["x-cache"] == "miss"
