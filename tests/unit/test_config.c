@@ -66,7 +66,7 @@ test_defaults(void)
 	CHECK_INT(cfg.nlisten, 1);
 	CHECK_STR(cfg.listen[0], "127.0.0.1:8080");
 	CHECK_INT(cfg.workers, cores());
-	CHECK_STR(cfg.pid_file, RUNSTATEDIR "/feedd.pid");
+	CHECK_STR(cfg.pid_file, RUNSTATEDIR "/feedd/feedd.pid");
 	CHECK(cfg.user == NULL);
 	CHECK(cfg.group == NULL);
 	CHECK_INT(cfg.shutdown_timeout, 10000);
