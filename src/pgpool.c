@@ -283,7 +283,9 @@ canceller_push(canceller_t *k, PGcancel *job)
 }
 
 /* Sends what is still queued (a shutdown is when abandoned statements
- * matter most), then ends the thread. */
+ * matter most), then ends the thread.  PQcancel has no timeout of its own:
+ * against a server that swallows packets this waits for TCP to give up,
+ * within the master's shutdown_timeout. */
 static void
 canceller_stop(canceller_t *k)
 {
@@ -1045,7 +1047,8 @@ conn_lost(pgconn_t *pc, const char *why)
 	} else {
 		pc->failures++;
 		pool->failures++;
-		if (pc->failures == 1)
+		/* Once per outage of the whole pool, not per connection. */
+		if (pool->failures == 1)
 			log_warn("pgpool: connection %d: cannot connect: %s", pc->index, reason);
 		else
 			log_debug("pgpool: connection %d: attempt %d failed: %s", pc->index,

@@ -149,3 +149,49 @@ def test_client_gone_cancels_its_statements(demo, feedd_factory):
     status, headers, body = feedd.get(path, timeout=10)
     assert status == 200, body
     assert headers["x-cache"] == "miss"
+
+
+def test_silent_database_fails_requests_after_connect_timeout(feedd_factory):
+    """A server that accepts TCP connections and never answers: start-up
+    is fine, the first request waits at most db_connect_timeout for the
+    connections under way, then gets a 503."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        port = silent.getsockname()[1]
+        feedd = feedd_factory(workers=1, db_pool_size=2, db_connect_timeout="500ms",
+                              db_reconnect_max="500ms",
+                              db=f"host=127.0.0.1 port={port} dbname=feedd user=postgres"
+                                 " sslmode=disable gssencmode=disable")
+        assert feedd.get("/healthz")[0] == 200
+        assert feedd.get("/readyz")[0] == 503
+        status, _, body = feedd.get("/api/feed?limit=3", timeout=10)
+        assert status == 503, body
+        assert "database" in json.loads(body)["detail"]
+        assert "no connection within 500 ms" in feedd.error_log()
+    finally:
+        silent.close()
+
+
+def test_statement_that_cannot_be_prepared(demo, feedd_factory):
+    """A table gone (renamed): no connection gets ready, the failing
+    statement is logged as an error with the server's message, and the
+    pool recovers by itself once the table is back."""
+    demo.sql("ALTER TABLE platform_worlds RENAME TO platform_worlds_away")
+    try:
+        feedd = feedd_factory(workers=1, db_pool_size=2, db_reconnect_max="300ms")
+        poll("the prepare error in the log", lambda: "cannot prepare statement"
+             in feedd.error_log(), timeout=5)
+        log = feedd.error_log()
+        assert "platform_worlds" in log and "does not exist" in log, log
+        assert feedd.get("/readyz")[0] == 503
+        status, _, body = feedd.get("/api/feed?limit=3")
+        assert status == 503, body
+    finally:
+        demo.sql("ALTER TABLE platform_worlds_away RENAME TO platform_worlds")
+    poll("/readyz 200 once the table is back", lambda: readyz_everywhere(feedd, 200, 3))
+    status, _, body = feedd.get("/api/feed?limit=3")
+    assert status == 200, body
+    errors = [l for l in feedd.error_log().splitlines() if "cannot prepare statement" in l]
+    assert errors and all(" error: " in l for l in errors), errors
