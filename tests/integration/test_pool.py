@@ -5,6 +5,7 @@ statements with it (cancelled on the server, lease released)."""
 import json
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -99,19 +100,55 @@ def test_reload_leaks_no_connection(demo, feedd_factory):
 
 
 def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory):
-    """One connection holds 8 statements in its pipeline and the queue 1
-    more: a cold page (15) cannot be taken.  It is refused before anything
-    reaches the database."""
-    feedd = feedd_factory(workers=1, db_pool_size=1, db_queue_size=1)
+    """One connection holds 8 statements in its pipeline and the queue 15
+    (the smallest queue the configuration allows: one page).  With the
+    tables locked, a first cold page fills the pipeline and 7 queue places;
+    a second cold page (15 statements) no longer fits and is refused at
+    once, before anything of it reaches the database."""
+    feedd = feedd_factory(workers=1, db_pool_size=1, db_queue_size=15,
+                          db_query_timeout="20s")
     poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
-    demo.reset_stats()
-    status, _, body = feedd.get("/api/feed?limit=5")
-    assert status == 503, body
-    detail = json.loads(body)["detail"]
-    assert isinstance(detail, str) and "database" in detail, detail
-    time.sleep(0.3)
-    assert demo.count_statements("%$4%") == 0
+    first = "/api/feed?limit=5&cursor=2100-01-01T00:00:00Z"
+    second = "/api/feed?limit=5&cursor=2100-01-02T00:00:00Z"
+    locker = demo.connect()
+    client = None
+    try:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in demo.tables())
+                       + " IN ACCESS EXCLUSIVE MODE")
+        demo.reset_stats()
+        client = socket.create_connection(("127.0.0.1", feedd.port))
+        client.sendall(f"GET {first} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        poll("the first page's statements waiting for the lock", lambda: demo.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+            " AND wait_event_type = 'Lock'")[0][0] > 0, timeout=5)
+        status, _, body = feedd.get(second)
+        assert status == 503, body
+        detail = json.loads(body)["detail"]
+        assert isinstance(detail, str) and "database" in detail, detail
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    client.settimeout(10)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = client.recv(65536)
+        assert chunk, "connection closed before the first page's answer"
+        reply += chunk
+    client.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    # Only the first page's 15 statements ran: the refused page cost nothing.
+    assert demo.count_statements("%$4%") == 15
     assert feedd.get("/healthz")[0] == 200
+
+
+def test_config_refuses_a_queue_smaller_than_one_page(tmp_path, build_dir):
+    conf = tmp_path / "small-queue.conf"
+    conf.write_text("db_queue_size = 14\n")
+    r = subprocess.run([str(build_dir / "feedd"), "-t", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "db_queue_size" in r.stdout + r.stderr
 
 
 def test_client_gone_cancels_its_statements(demo, feedd_factory):
