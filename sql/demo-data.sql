@@ -2,10 +2,12 @@
 --
 --   psql -v ON_ERROR_STOP=1 -v scale=small -d DB -f sql/demo-data.sql
 --
--- scale: tiny (about 600 actions, 60 of everything else), small (default:
--- about 30,000 actions, 3,000 of everything else) or large (over 1,000,000
--- actions and 100,000 of everything else).  Loads into a database holding
--- sql/schema.sql and no rows (ids are fixed, so a second run collides).
+-- scale: tiny (several hundred actions, 60 of everything else; a second),
+-- small (the default: about 33,000 actions, 3,000 of everything else; a few
+-- seconds) or large (over 1,000,000 actions, 100,000 of everything else;
+-- about four minutes).  Loads into a database holding sql/schema.sql and no
+-- rows (ids are fixed, so a second run collides).  Run sql/indexes.sql
+-- after it for fast pages.
 --
 -- Deterministic: ids are md5 of a name and a number; every random choice
 -- comes from random() after setseed() in one session with parallel query
@@ -248,7 +250,7 @@ SELECT pg_temp.uid('aspect-validation', v), a.id, pg_temp.agent(), q.verdict, pg
 			'reasoning', 'Validator''s reading of the canon.'),
 		'{}'::jsonb, '[]'::jsonb, NULL])[1 + floor(random() * 4)::int] END,
 	pg_temp.after(a.created_at, interval '1 day')
-FROM generate_series(1, :n) v
+FROM generate_series(1, :n * 11 / 10) v
 CROSS JOIN LATERAL (SELECT v AS corr_, (ARRAY['APPROVE','APPROVE','STRENGTHEN','REJECT'])
 	[1 + floor(random() * 4)::int]::validationverdict AS verdict) q
 JOIN platform_aspects a ON a.id = pg_temp.uid('aspect', 1 + (v::bigint * 104729) % (:n / 2))
@@ -403,15 +405,22 @@ FROM generate_series(1, :n) v,
 ON CONFLICT DO NOTHING;
 
 -- Feedback items: 1-6 per review (1% of the reviews: 55-120, all resolved
--- in one sitting, 40 s apart).  Other resolutions come minutes apart.
+-- in one sitting, 40 s apart).  Other resolutions come minutes apart; one
+-- that would fall after now is still ADDRESSED.
 CREATE TEMP TABLE demo_fb AS
-SELECT r.id AS review_id, r.created_at, k, b.big,
-	CASE WHEN b.big THEN 'RESOLVED' ELSE (ARRAY['OPEN','ADDRESSED','RESOLVED','RESOLVED','DISPUTED'])
-		[1 + floor(random() * 5)::int] END::feedbackitemstatus AS status
-FROM platform_review_feedback r,
-	LATERAL (SELECT r.id AS corr_, random() < 0.01 AS big) b,
-	LATERAL generate_series(1, CASE WHEN b.big THEN 55 + floor(random() * 66)::int
-		ELSE 1 + floor(random() * 6)::int END) k;
+SELECT review_id, created_at, k,
+	CASE WHEN status = 'RESOLVED' AND at > now0 THEN 'ADDRESSED' ELSE status END AS status,
+	CASE WHEN status = 'RESOLVED' AND at <= now0 THEN at END AS resolved_at
+FROM demo_param, (
+	SELECT r.id AS review_id, r.created_at, k,
+		CASE WHEN b.big THEN 'RESOLVED' ELSE (ARRAY['OPEN','ADDRESSED','RESOLVED','RESOLVED',
+			'DISPUTED'])[1 + floor(random() * 5)::int] END::feedbackitemstatus AS status,
+		date_trunc('second', r.created_at + interval '3 hours' + k * CASE WHEN b.big
+			THEN interval '40 seconds' ELSE random() * interval '20 minutes' END) AS at
+	FROM platform_review_feedback r,
+		LATERAL (SELECT r.id AS corr_, random() < 0.01 AS big) b,
+		LATERAL generate_series(1, CASE WHEN b.big THEN 55 + floor(random() * 66)::int
+			ELSE 1 + floor(random() * 6)::int END) k) x;
 INSERT INTO platform_feedback_items (id, review_feedback_id, category, description, severity,
 	status, resolved_at, resolution_note, created_at)
 SELECT pg_temp.uid('feedback-item', row_number() OVER (ORDER BY f.review_id, f.k)), f.review_id,
@@ -420,13 +429,10 @@ SELECT pg_temp.uid('feedback-item', row_number() OVER (ORDER BY f.review_id, f.k
 	pg_temp.pick('crit'),
 	(ARRAY['CRITICAL','IMPORTANT','IMPORTANT','MINOR','MINOR'])[1 + floor(random() * 5)::int]
 		::feedbackseverity,
-	f.status,
-	CASE WHEN f.status = 'RESOLVED' THEN least(p.now0, date_trunc('second',
-		f.created_at + interval '3 hours' + f.k * CASE WHEN f.big THEN interval '40 seconds'
-		ELSE random() * interval '20 minutes' END)) END,
+	f.status, f.resolved_at,
 	CASE WHEN f.status = 'RESOLVED' THEN 'Revised the causal chain.' END,
 	f.created_at
-FROM demo_fb f, demo_param p;
+FROM demo_fb f;
 
 COMMIT;
 

@@ -30,9 +30,11 @@
  *    rows only: the LIMIT sits on the base table scan.
  */
 
+/* clang-format off */
 static const char sql_worlds[] =
 	"SELECT w.id, (extract(epoch FROM w.created_at) * 1000000)::int8,\n"
-	"  w.name, w.premise, w.year_setting, w.cover_image_url, w.dweller_count, w.follower_count,\n"
+	"  w.name, w.premise, w.year_setting, w.cover_image_url, w.dweller_count,\n"
+	"  w.follower_count,\n"
 	"  u.id, u.username, u.name\n"
 	"FROM (\n"
 	"  SELECT w.id, w.created_at, w.name, w.premise, w.year_setting, w.cover_image_url,\n"
@@ -78,6 +80,10 @@ static const char sql_validations[] =
 	"LEFT JOIN platform_users pu ON pu.id = p.agent_id\n"
 	"ORDER BY v.created_at DESC, v.id DESC";
 
+/* Q4 aspects.  timeline_entry (reference 2.4, made deterministic): for an
+ * APPROVED event, the oldest APPROVE validation's entry that is truthy (not
+ * NULL, not JSON null, {}, [], "", 0, false), else the aspect's own if
+ * truthy, else NULL: the key is then left out. */
 static const char sql_aspects[] =
 	"SELECT a.id, (extract(epoch FROM a.created_at) * 1000000)::int8,\n"
 	"  a.aspect_type, a.title, left(a.premise, 151), a.status,\n"
@@ -88,7 +94,8 @@ static const char sql_aspects[] =
 	"      AND v.approved_timeline_entry IS NOT NULL\n"
 	"      AND v.approved_timeline_entry NOT IN ('null', '{}', '[]', '\"\"', '0', 'false')\n"
 	"     ORDER BY v.created_at, v.id LIMIT 1),\n"
-	"    CASE WHEN a.proposed_timeline_entry NOT IN ('null', '{}', '[]', '\"\"', '0', 'false')\n"
+	"    CASE WHEN a.proposed_timeline_entry\n"
+	"      NOT IN ('null', '{}', '[]', '\"\"', '0', 'false')\n"
 	"    THEN a.proposed_timeline_entry END)::text END\n"
 	"FROM (\n"
 	"  SELECT a.id, a.created_at, a.aspect_type, a.title, a.premise, a.status, a.world_id,\n"
@@ -103,6 +110,19 @@ static const char sql_aspects[] =
 	"LEFT JOIN platform_users u ON u.id = a.agent_id\n"
 	"ORDER BY a.created_at DESC, a.id DESC";
 
+/* Q5 actions: conversation (kind t), activity_group (g), dweller_action (a).
+ * Every action belongs to exactly one item, whose head is its newest member;
+ * the page scan walks actions newest first and keeps the heads:
+ *  - a thread member (a reply, or replied to) is a head when no member of its
+ *    thread is newer.  The thread is its root (in_reply_to followed up; a
+ *    reply to a deleted action is a root, a cycle's root is its smallest id)
+ *    and all the root's descendants.
+ *  - a solo action is a head when it ends its chain (the dweller's next solo
+ *    action is absent or more than 30 minutes later) or closes a chunk of 50
+ *    (its position in the chain, from the oldest, is 49 mod 50).  The position
+ *    comes from walking back 50 solo actions at a time to the first gap.
+ * Members are gathered for the page's heads only: a thread's 50 newest and
+ * its true count, a chunk's actions and its oldest action's actor. */
 static const char sql_actions[] =
 	"SELECT h.kind, h.item_id, (extract(epoch FROM h.created_at) * 1000000)::int8,\n"
 	"  (extract(epoch FROM coalesce(tp.first_at, sp.first_at)) * 1000000)::int8,\n"
@@ -124,7 +144,8 @@ static const char sql_actions[] =
 	"        FROM up JOIN platform_dweller_actions p ON p.id = up.parent\n"
 	"        WHERE p.id <> ALL (up.seen))\n"
 	"      SELECT CASE WHEN up.parent = ANY (up.seen)\n"
-	"        THEN (SELECT min(x::text) FROM unnest(up.seen[array_position(up.seen, up.parent):]) x)::uuid\n"
+	"        THEN (SELECT min(x::text)\n"
+	"          FROM unnest(up.seen[array_position(up.seen, up.parent):]) x)::uuid\n"
 	"        ELSE up.id END AS root\n"
 	"      FROM up ORDER BY cardinality(up.seen) DESC LIMIT 1) t\n"
 	"    WHERE (a.in_reply_to_action_id IS NOT NULL OR rp.replied)\n"
@@ -132,6 +153,7 @@ static const char sql_actions[] =
 	"        WHERE r.in_reply_to_action_id = a.id\n"
 	"          AND (r.created_at, r.id) > (a.created_at, a.id))\n"
 	"      AND NOT EXISTS (SELECT 1 FROM platform_dweller_actions r\n"
+	"        JOIN platform_dweller_actions p ON p.id = r.in_reply_to_action_id\n"
 	"        WHERE r.in_reply_to_action_id = a.in_reply_to_action_id\n"
 	"          AND (r.created_at, r.id) > (a.created_at, a.id))\n"
 	"      AND NOT EXISTS (\n"
@@ -146,7 +168,8 @@ static const char sql_actions[] =
 	"      CASE WHEN s.pos % 50 = 0 THEN a.id::text\n"
 	"      ELSE 'group-' || a.dweller_id::text || '-' || (\n"
 	"        SELECT o.id FROM platform_dweller_actions o\n"
-	"        WHERE o.dweller_id = a.dweller_id AND (o.created_at, o.id) < (a.created_at, a.id)\n"
+	"        WHERE o.dweller_id = a.dweller_id\n"
+	"          AND (o.created_at, o.id) < (a.created_at, a.id)\n"
 	"          AND o.in_reply_to_action_id IS NULL\n"
 	"          AND NOT EXISTS (SELECT 1 FROM platform_dweller_actions r\n"
 	"            WHERE r.in_reply_to_action_id = o.id)\n"
@@ -155,7 +178,8 @@ static const char sql_actions[] =
 	"      NULL::uuid, s.pos % 50 + 1\n"
 	"    FROM (SELECT\n"
 	"      (SELECT nx.created_at FROM platform_dweller_actions nx\n"
-	"       WHERE nx.dweller_id = a.dweller_id AND (nx.created_at, nx.id) > (a.created_at, a.id)\n"
+	"       WHERE nx.dweller_id = a.dweller_id\n"
+	"        AND (nx.created_at, nx.id) > (a.created_at, a.id)\n"
 	"        AND nx.in_reply_to_action_id IS NULL\n"
 	"        AND NOT EXISTS (SELECT 1 FROM platform_dweller_actions r\n"
 	"          WHERE r.in_reply_to_action_id = nx.id)\n"
@@ -163,12 +187,11 @@ static const char sql_actions[] =
 	"      (WITH RECURSIVE walk(at, id, base, pos) AS (\n"
 	"        SELECT a.created_at, a.id, 0, NULL::int\n"
 	"        UNION ALL\n"
-	"        SELECT b.at, b.id, walk.base + 50, walk.base + b.brk\n"
+	"        SELECT CASE WHEN b.rn = 51 THEN b.created_at END,\n"
+	"          CASE WHEN b.rn = 51 THEN b.id END, walk.base + 50,\n"
+	"          CASE WHEN b.rn < 51 THEN walk.base + b.rn::int - 1 END\n"
 	"        FROM walk CROSS JOIN LATERAL (\n"
-	"          SELECT (min(x.rn) FILTER (WHERE x.rn <= 50 AND (x.gap IS NULL\n"
-	"              OR x.gap > interval '30 minutes')) - 1)::int AS brk,\n"
-	"            max(x.created_at) FILTER (WHERE x.rn = 51) AS at,\n"
-	"            min(x.id::text) FILTER (WHERE x.rn = 51)::uuid AS id\n"
+	"          SELECT x.rn, x.created_at, x.id\n"
 	"          FROM (SELECT o.created_at, o.id, row_number() OVER w AS rn,\n"
 	"              o.created_at - lead(o.created_at) OVER w AS gap\n"
 	"            FROM (SELECT o.created_at, o.id FROM platform_dweller_actions o\n"
@@ -178,7 +201,9 @@ static const char sql_actions[] =
 	"                AND NOT EXISTS (SELECT 1 FROM platform_dweller_actions r\n"
 	"                  WHERE r.in_reply_to_action_id = o.id)\n"
 	"              ORDER BY o.created_at DESC, o.id DESC LIMIT 51) o\n"
-	"            WINDOW w AS (ORDER BY o.created_at DESC, o.id DESC)) x) b\n"
+	"            WINDOW w AS (ORDER BY o.created_at DESC, o.id DESC)) x\n"
+	"          WHERE x.rn = 51 OR x.gap IS NULL OR x.gap > interval '30 minutes'\n"
+	"          ORDER BY x.created_at DESC, x.id DESC LIMIT 1) b\n"
 	"        WHERE walk.pos IS NULL)\n"
 	"       SELECT walk.pos FROM walk WHERE walk.pos IS NOT NULL) AS pos\n"
 	"      OFFSET 0) s\n"
@@ -193,14 +218,16 @@ static const char sql_actions[] =
 	"  WITH RECURSIVE down(id) AS (\n"
 	"    SELECT h.root\n"
 	"    UNION\n"
-	"    SELECT r.id FROM down JOIN platform_dweller_actions r ON r.in_reply_to_action_id = down.id)\n"
+	"    SELECT r.id FROM down\n"
+	"    JOIN platform_dweller_actions r ON r.in_reply_to_action_id = down.id)\n"
 	"  SELECT t.created_at AS first_at, t.dweller_id, (SELECT count(*) FROM down) AS n,\n"
 	"    (SELECT json_agg(json_build_object('id', x.id, 'type', x.action_type,\n"
 	"        'content', x.content, 'dialogue', x.dialogue,\n"
 	"        'stage_direction', x.stage_direction, 'target', x.target,\n"
 	"        'created_us', (extract(epoch FROM x.created_at) * 1000000)::int8,\n"
 	"        'in_reply_to', x.in_reply_to_action_id,\n"
-	"        'dweller', (SELECT json_build_object('id', xd.id, 'name', xd.name, 'role', xd.role)\n"
+	"        'dweller', (SELECT json_build_object('id', xd.id, 'name', xd.name,\n"
+	"            'role', xd.role)\n"
 	"          FROM platform_dwellers xd WHERE xd.id = x.dweller_id),\n"
 	"        'agent', (SELECT json_build_object('id', xu.id, 'username', xu.username,\n"
 	"            'name', xu.name)\n"
@@ -231,6 +258,8 @@ static const char sql_actions[] =
 	"  WHERE u.id = sp.actor_id LIMIT 1) u ON true\n"
 	"ORDER BY h.created_at DESC, h.item_id COLLATE \"C\" DESC";
 
+/* Q6 dwellers: is_available and whether the dweller is inhabited, combined
+ * by the builder (reference 2.5). */
 static const char sql_dwellers[] =
 	"SELECT d.id, (extract(epoch FROM d.created_at) * 1000000)::int8,\n"
 	"  d.name, d.role, d.origin_region, d.is_available, d.inhabited_by IS NOT NULL,\n"
@@ -294,17 +323,19 @@ static const char sql_revised_stories[] =
 	"LEFT JOIN platform_users u ON u.id = s.author_id\n"
 	"ORDER BY s.last_revised_at DESC, s.id DESC";
 
+/* Q10 reviews.  content_name: the target's name or title, NULL for an
+ * unnamed proposal, "Unknown" for a missing target or a story. */
 static const char sql_reviews[] =
 	"SELECT r.id, (extract(epoch FROM r.created_at) * 1000000)::int8,\n"
 	"  u.username, r.reviewer_id, r.content_type, r.content_id,\n"
 	"  CASE r.content_type\n"
 	"    WHEN 'proposal' THEN coalesce((SELECT p.name FROM platform_proposals p\n"
-	"      WHERE p.id = r.content_id), CASE WHEN NOT EXISTS (SELECT 1 FROM platform_proposals p\n"
-	"      WHERE p.id = r.content_id) THEN 'Unknown' END)\n"
+	"      WHERE p.id = r.content_id), CASE WHEN NOT EXISTS (SELECT 1\n"
+	"      FROM platform_proposals p WHERE p.id = r.content_id) THEN 'Unknown' END)\n"
 	"    WHEN 'aspect' THEN coalesce((SELECT a.title FROM platform_aspects a\n"
 	"      WHERE a.id = r.content_id), 'Unknown')\n"
-	"    WHEN 'dweller_proposal' THEN coalesce((SELECT dp.name FROM platform_dweller_proposals dp\n"
-	"      WHERE dp.id = r.content_id), 'Unknown')\n"
+	"    WHEN 'dweller_proposal' THEN coalesce((SELECT dp.name\n"
+	"      FROM platform_dweller_proposals dp WHERE dp.id = r.content_id), 'Unknown')\n"
 	"    ELSE 'Unknown' END,\n"
 	"  f.n, f.critical, f.important, f.minor\n"
 	"FROM (\n"
@@ -338,17 +369,23 @@ static const char sql_story_reviews[] =
 	"LEFT JOIN platform_worlds w ON w.id = s.world_id\n"
 	"ORDER BY sr.created_at DESC, sr.id DESC";
 
+/* Q12 resolved feedback: feedback_resolved.  A review's resolved items form
+ * chains and chunks of 50 as solo actions do; a chunk's newest item is its
+ * head.  The resolved items are ordered before the chain tests so that these
+ * run for the page's items only: the limit of that ordered scan, unknown when
+ * planning, keeps the planner from sorting every resolved item when an index
+ * gives the order (it plans for a tenth); without sql/indexes.sql it sorts. */
 static const char sql_resolved_feedback[] =
 	"SELECT h.item_id, (extract(epoch FROM h.resolved_at) * 1000000)::int8,\n"
 	"  u.username, r.content_type,\n"
 	"  CASE r.content_type\n"
 	"    WHEN 'proposal' THEN coalesce((SELECT p.name FROM platform_proposals p\n"
-	"      WHERE p.id = r.content_id), CASE WHEN NOT EXISTS (SELECT 1 FROM platform_proposals p\n"
-	"      WHERE p.id = r.content_id) THEN 'Unknown' END)\n"
+	"      WHERE p.id = r.content_id), CASE WHEN NOT EXISTS (SELECT 1\n"
+	"      FROM platform_proposals p WHERE p.id = r.content_id) THEN 'Unknown' END)\n"
 	"    WHEN 'aspect' THEN coalesce((SELECT a.title FROM platform_aspects a\n"
 	"      WHERE a.id = r.content_id), 'Unknown')\n"
-	"    WHEN 'dweller_proposal' THEN coalesce((SELECT dp.name FROM platform_dweller_proposals dp\n"
-	"      WHERE dp.id = r.content_id), 'Unknown')\n"
+	"    WHEN 'dweller_proposal' THEN coalesce((SELECT dp.name\n"
+	"      FROM platform_dweller_proposals dp WHERE dp.id = r.content_id), 'Unknown')\n"
 	"    ELSE 'Unknown' END,\n"
 	"  h.n,\n"
 	"  (SELECT count(*) FROM platform_feedback_items o\n"
@@ -356,10 +393,17 @@ static const char sql_resolved_feedback[] =
 	"  r.content_id\n"
 	"FROM (\n"
 	"  SELECT f.review_feedback_id, f.resolved_at, c.n, c.item_id\n"
-	"  FROM platform_feedback_items f\n"
+	"  FROM (\n"
+	"    SELECT f.id, f.review_feedback_id, f.resolved_at\n"
+	"    FROM platform_feedback_items f\n"
+	"    WHERE f.status = 'RESOLVED'\n"
+	"      AND f.resolved_at <= $1::timestamptz AND f.resolved_at >= $3::timestamptz\n"
+	"    ORDER BY f.resolved_at DESC, f.id DESC\n"
+	"    LIMIT (SELECT NULL::int8)) f\n"
 	"  CROSS JOIN LATERAL (\n"
 	"    SELECT s.pos % 50 + 1 AS n,\n"
-	"      'feedback-resolved-' || f.review_feedback_id::text || '-' || CASE WHEN s.pos % 50 = 0\n"
+	"      'feedback-resolved-' || f.review_feedback_id::text || '-'\n"
+	"      || CASE WHEN s.pos % 50 = 0\n"
 	"      THEN f.id ELSE (\n"
 	"        SELECT o.id FROM platform_feedback_items o\n"
 	"        WHERE o.review_feedback_id = f.review_feedback_id AND o.status = 'RESOLVED'\n"
@@ -382,9 +426,7 @@ static const char sql_resolved_feedback[] =
 	"       ORDER BY ch.resolved_at DESC, ch.id DESC LIMIT 1) AS pos) s\n"
 	"    WHERE s.next_at IS NULL OR s.next_at - f.resolved_at > interval '30 minutes'\n"
 	"      OR s.pos % 50 = 49) c\n"
-	"  WHERE f.status = 'RESOLVED'\n"
-	"    AND f.resolved_at <= $1::timestamptz AND f.resolved_at >= $3::timestamptz\n"
-	"    AND (f.resolved_at < $1::timestamptz OR c.item_id COLLATE \"C\" < $2::text)\n"
+	"  WHERE f.resolved_at < $1::timestamptz OR c.item_id COLLATE \"C\" < $2::text\n"
 	"  ORDER BY f.resolved_at DESC, c.item_id COLLATE \"C\" DESC\n"
 	"  LIMIT $4::int) h\n"
 	"JOIN platform_review_feedback r ON r.id = h.review_feedback_id\n"
@@ -421,6 +463,7 @@ static const char sql_revised_aspects[] =
 	"LEFT JOIN platform_users u ON u.id = a.agent_id\n"
 	"ORDER BY a.last_revised_at DESC, a.id DESC";
 
+/* Q15 graduated worlds: the CRITICAL_REVIEW filter comes before the limit. */
 static const char sql_graduated[] =
 	"SELECT g.id, (extract(epoch FROM g.created_at) * 1000000)::int8, g.name,\n"
 	"  (SELECT count(*) FROM platform_review_feedback r\n"
@@ -440,6 +483,7 @@ static const char sql_graduated[] =
 	"  ORDER BY w.created_at DESC, w.id DESC\n"
 	"  LIMIT $4::int) g\n"
 	"ORDER BY g.created_at DESC, g.id DESC";
+/* clang-format on */
 
 /* The row's shape: ncols columns, and every column whose bit is set in
  * `required` non-NULL.  A malformed row is logged and skipped, never
@@ -551,7 +595,8 @@ jstr(json_object *o, const char *key)
 {
 	json_object *v;
 
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
 }
@@ -796,8 +841,8 @@ build_actions(const feed_row_t *row, feed_item_t *out)
 		json_object_put(members);
 		return item_end(out, o);
 	}
-	o = item_begin(out, "actions", kind == 't' ? "conversation" : "activity_group", "", v[1], "",
-	               v[2], v[3]);
+	o = item_begin(out, "actions", kind == 't' ? "conversation" : "activity_group", "", v[1],
+	               "", v[2], v[3]);
 	if (o == NULL)
 		goto bad;
 	arr = json_object_new_array_ext((int)n);
@@ -950,8 +995,9 @@ build_reviews(const feed_row_t *row, feed_item_t *out)
 	const char *const *v;
 	json_object *o, *sev;
 
-	if (row_ok(row, 11, COL(0) | COL(1) | COL(3) | COL(4) | COL(5) | COL(7) | COL(8) | COL(9) |
-	                            COL(10), "reviews") < 0)
+	if (row_ok(row, 11,
+	           COL(0) | COL(1) | COL(3) | COL(4) | COL(5) | COL(7) | COL(8) | COL(9) | COL(10),
+	           "reviews") < 0)
 		return -1;
 	v = row->v;
 	o = item_begin(out, "reviews", "review_submitted", "", v[0], "", v[1], v[1]);
@@ -1024,8 +1070,8 @@ build_resolved_feedback(const feed_row_t *row, feed_item_t *out)
 /* ---- Q13/Q14 revised proposals and aspects: proposal_revised ---------- */
 
 static int
-build_revised(const feed_row_t *row, feed_item_t *out, const char *source,
-              const char *content_type, const char *prefix)
+build_revised(const feed_row_t *row, feed_item_t *out, const char *source, const char *content_type,
+              const char *prefix)
 {
 	const char *const *v;
 	json_object *o;
@@ -1078,6 +1124,7 @@ build_graduated(const feed_row_t *row, feed_item_t *out)
 	return item_end(out, o);
 }
 
+/* clang-format off */
 const feed_source_def_t feed_source_defs[FEED_SRC_COUNT] = {
 	[FEED_SRC_WORLDS] = { "worlds", sql_worlds, 11, build_worlds },
 	[FEED_SRC_PROPOSALS] = { "proposals", sql_proposals, 10, build_proposals },
@@ -1099,3 +1146,4 @@ const feed_source_def_t feed_source_defs[FEED_SRC_COUNT] = {
 	                               build_revised_aspects },
 	[FEED_SRC_GRADUATED] = { "graduated", sql_graduated, 5, build_graduated },
 };
+/* clang-format on */

@@ -6,7 +6,9 @@ sql_<source>), so the SQL under test is the SQL feedd sends.  They run with
 text parameters and text results through libpq, as feedd runs them.  A
 model of FEED-SEMANTICS in Python, computed from the raw tables, says which
 items each source must produce; every test runs on a database with
-sql/indexes.sql and on one without.
+sql/indexes.sql and on one without.  The last tests run the whole server on
+the golden fixture: page 1 byte for byte as tests/fixtures/golden-page1.json,
+and a walk over every page.
 """
 
 import json
@@ -53,7 +55,12 @@ def statements(repo_root):
 
 def _make_db(pg, repo_root, name, indexes, data):
     pg.psql("-c", f'DROP DATABASE IF EXISTS "{name}"', dbname="postgres")
-    pg.psql("-c", f'CREATE DATABASE "{name}"', dbname="postgres")
+    # A collation that ignores punctuation, unlike byte order: ids compared
+    # without COLLATE "C" would page wrongly here.
+    r = pg.psql("-c", f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+                "ICU_LOCALE 'en-US-u-ka-shifted' LOCALE 'C.UTF-8'", dbname="postgres", check=False)
+    if r.returncode != 0:
+        pg.psql("-c", f'CREATE DATABASE "{name}"', dbname="postgres")
     pg.psql("-f", str(repo_root / "sql" / "schema.sql"), dbname=name)
     if data == "golden":
         pg.psql("-f", str(repo_root / "tests" / "fixtures" / "golden.sql"), dbname=name)
@@ -324,6 +331,45 @@ def test_cursor_inside_a_tie(golden, source):
     assert got == [it for it in items if it[0] < t][:3]
 
 
+@pytest.mark.parametrize("limit", [1, 5, 20])
+def test_merged_walk_exactly_once(golden, limit):
+    """The whole feed as feedd pages it: the 15 statements with the same
+    cursor, merged; a next page exactly when more than `limit` came back."""
+    want = sorted((it for src in SOURCES for it in golden.model.items[src]),
+                  key=lambda it: (it[0], it[1].encode()), reverse=True)
+    t1, cid, seen = "infinity", "", []
+    for _ in range(10000):
+        merged = sorted((it for src in SOURCES
+                         for it in keyed(src, golden.run(src, t1, cid, "-infinity", limit + 1))),
+                        key=lambda it: (it[0], it[1].encode()), reverse=True)
+        seen += merged[:limit]
+        if len(merged) <= limit:
+            break
+        t1, cid = us_to_ts(merged[limit - 1][0]), merged[limit - 1][1]
+    assert seen == want
+
+
+def feed_time(us, zulu=False):
+    """Feed timestamp text: fraction only when non-zero."""
+    t = datetime.fromtimestamp(us // 1000000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if us % 1000000:
+        t += ".%06d" % (us % 1000000)
+    return t + ("Z" if zulu else "+00:00")
+
+
+def test_golden_page1_matches_fixture(golden, repo_root):
+    """tests/fixtures/golden-page1.json (written by hand) holds the first 20
+    items of the fixture in the total order, with their sort dates."""
+    page = json.loads((repo_root / "tests" / "fixtures" / "golden-page1.json").read_text())
+    want = sorted((it for src in SOURCES for it in golden.model.items[src]),
+                  key=lambda it: (it[0], it[1].encode()), reverse=True)
+    assert [(it["sort_date"], it["id"]) for it in page["items"]] == [
+        (feed_time(t), i) for t, i in want[:20]]
+    t, i = want[19]
+    assert page["next_cursor"] == feed_time(t, zulu=True) + "~" + i
+    assert len({it["type"] for it in page["items"]}) == 17, "every item type on page 1"
+
+
 # --- tests: threads and groups (Q5) and resolved-feedback groups (Q12) ------------
 
 def action_rows(db):
@@ -380,6 +426,10 @@ def test_threads_golden(golden):
     # A reply to a deleted action roots its own thread.
     t = got["thread-67000000-0000-4000-8000-000000000001"]
     assert t["count"] == 2 and t["members"][0]["in_reply_to"].endswith("99")
+    # Two replies to one deleted action: two threads.
+    for i in ("03", "04"):
+        t = got["thread-67000000-0000-4000-8000-0000000000" + i]
+        assert t["count"] == 1 and t["members"][0]["in_reply_to"].endswith("98")
 
 
 def test_groups_golden(golden):
@@ -418,6 +468,9 @@ def test_resolved_feedback_golden(golden):
     r6 = "80000000-0000-4000-8000-000000000006"
     assert rows[f"feedback-resolved-{r6}-82000000-0000-4000-8000-000000000001"][5] == "50"
     assert rows[f"feedback-resolved-{r6}-82000000-0000-4000-8000-000000000051"][5] == "10"
+    r8 = "80000000-0000-4000-8000-000000000008"
+    r = rows[f"feedback-resolved-{r8}-81000000-0000-4000-8000-000000000012"]
+    assert r[4] == "Unknown" and r[5:7] == ["1", "0"]
     r5 = "80000000-0000-4000-8000-000000000005"
     assert rows[f"feedback-resolved-{r5}-81000000-0000-4000-8000-000000000008"][5] == "1"
     assert rows[f"feedback-resolved-{r5}-81000000-0000-4000-8000-000000000010"][5] == "1"
@@ -458,6 +511,7 @@ def test_review_content_names(golden):
     assert rows[r + "04"][6] == "Ines Moreau"        # dweller proposal
     assert rows[r + "05"][6] == "Drowned Meridian"
     assert rows[r + "07"][6] == "The Great Thaw"
+    assert rows[r + "08"][6] == "Unknown"            # deleted proposal
     assert rows[r + "01"][7:] == ["4", "1", "1", "2"]
     assert rows[r + "02"][7:] == ["0", "0", "0", "0"]
 
@@ -500,3 +554,37 @@ def test_demo_data_actions_exactly_once(demo):
     for iid, it in got.items():
         assert [m["id"] for m in it["members"]] == model[iid]["members"], iid
         assert it["count"] == model[iid]["count"], iid
+
+
+# --- tests: the whole server on the golden fixture ------------------------------
+
+def _golden_feedd(feedd_factory, pg, golden):
+    return feedd_factory(db=pg.conninfo.replace(f"dbname={pg.dbname}", f"dbname={golden.name}"),
+                         feed_window=0)
+
+
+def test_server_golden_page1(feedd_factory, pg, golden, repo_root):
+    """GET /api/feed is byte for byte tests/fixtures/golden-page1.json."""
+    want = (repo_root / "tests" / "fixtures" / "golden-page1.json").read_bytes()
+    f = _golden_feedd(feedd_factory, pg, golden)
+    status, _, body = f.get("/api/feed?limit=20")
+    assert status == 200, body
+    assert body == want
+
+
+def test_server_walk_exactly_once(feedd_factory, pg, golden):
+    """Following next_cursor visits every item of the fixture once, in order."""
+    want = sorted((it for src in SOURCES for it in golden.model.items[src]),
+                  key=lambda it: (it[0], it[1].encode()), reverse=True)
+    f = _golden_feedd(feedd_factory, pg, golden)
+    seen, cursor = [], None
+    for _ in range(1000):
+        path = "/api/feed?limit=7" + (f"&cursor={cursor}" if cursor else "")
+        status, _, body = f.get(path)
+        assert status == 200, body
+        page = json.loads(body)
+        seen += [it["id"] for it in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [i for _, i in want]
