@@ -147,17 +147,19 @@ not_found(conn_t *c)
 }
 
 static void
-escapes_root(conn_t *c, const char *path)
+escapes_root(conn_t *c, const request_t *r)
 {
-	log_info("static: refused %s: outside www_root", path);
+	/* The raw target: the decoded path may hold a newline (%0a). */
+	log_info("static: refused %s: outside www_root", r->target);
 	router_error(c, 403, "path leads outside the document root", NULL);
 }
 
 /* Opens the regular file that path names below the root; on failure the
  * answer is already sent and -1 returned. */
 static int
-open_below_root(conn_t *c, const char *path, char *resolved, struct stat *st)
+open_below_root(conn_t *c, const request_t *r, char *resolved, struct stat *st)
 {
+	const char *path = r->path;
 	char full[PATH_MAX];
 	size_t plen = strlen(path);
 	int n, fd;
@@ -173,14 +175,14 @@ open_below_root(conn_t *c, const char *path, char *resolved, struct stat *st)
 			router_error(c, 403, "permission denied", NULL);
 		} else {
 			if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
-				log_warn("static: %s: %s", full, strerror(errno));
+				log_warn("static: %s: %s", r->target, strerror(errno));
 			not_found(c);
 		}
 		return -1;
 	}
 	/* Symbolic links are followed only while they stay below the root. */
 	if (!inside_root(resolved)) {
-		escapes_root(c, path);
+		escapes_root(c, r);
 		return -1;
 	}
 	/* O_NONBLOCK: a FIFO put in the root must not block the worker in open(). */
@@ -253,14 +255,14 @@ static_handle(conn_t *c, const request_t *r)
 	}
 	bad = check_segments(r->path);
 	if (bad == 403) {
-		escapes_root(c, r->path);
+		escapes_root(c, r);
 		return;
 	}
 	if (bad != 0) {
 		not_found(c);
 		return;
 	}
-	fd = open_below_root(c, r->path, resolved, &st);
+	fd = open_below_root(c, r, resolved, &st);
 	if (fd < 0)
 		return;
 	if (st.st_size > STATIC_MAX) {

@@ -74,7 +74,7 @@ test_decode_plain(void)
 	CHECK_STR(dec("%2F", false), "/");
 	CHECK_STR(dec("%e2%82%ac", false), "\xe2\x82\xac");
 	CHECK_STR(dec("%25", false), "%");
-	CHECK_STR(dec("%2525", false), "%25");  /* decoded once, not twice */
+	CHECK_STR(dec("%2525", false), "%25"); /* decoded once, not twice */
 	CHECK_STR(dec("%ff", false), "\xff");
 }
 
@@ -82,8 +82,8 @@ static void
 test_decode_plus(void)
 {
 	CHECK_STR(dec("a+b", true), "a b");
-	CHECK_STR(dec("a+b", false), "a+b");   /* paths keep '+' */
-	CHECK_STR(dec("a%2Bb", true), "a+b");  /* an encoded plus stays a plus */
+	CHECK_STR(dec("a+b", false), "a+b");  /* paths keep '+' */
+	CHECK_STR(dec("a%2Bb", true), "a+b"); /* an encoded plus stays a plus */
 	CHECK_STR(dec("+++", true), "   ");
 }
 
@@ -131,6 +131,8 @@ test_query_basic(void)
 	{
 		char *v = NULL;
 
+		CHECK_INT(http_query_param(NULL, 0, "limit", &v, NULL), 0);
+		CHECK(v == NULL);
 		CHECK_INT(http_query_param("limit=5&cursor=x", 7, "cursor", &v, NULL), 0);
 		CHECK_INT(http_query_param("limit=50", 7, "limit", &v, NULL), 1);
 		CHECK_STR(v, "5");
