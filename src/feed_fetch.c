@@ -219,6 +219,10 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 	if (pgpool_room(pool) < FEED_SRC_COUNT) {
 		log_debug("feed fetch: the pool cannot take %d statements now: %s", FEED_SRC_COUNT,
 		          pgpool_error(pool));
+		/* A full queue (not a database that is down) refuses the page
+		 * whole, before pgpool_exec could count it. */
+		if (pgpool_ready(pool))
+			metrics_add(METRICS_DB_QUEUE_REJECTED, FEED_SRC_COUNT);
 		fetch_destroy(f);
 		*http_status = 503;
 		return NULL;

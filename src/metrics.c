@@ -276,7 +276,7 @@ static const struct {
         [METRICS_CACHE_FLUSHES] = {"feedd_cache_flushes_total",
                                    "Cache flushes (SIGUSR2, feedd -s flush)."},
         [METRICS_DB_QUEUE_REJECTED] = {"feedd_db_queue_rejected_total",
-                                       "Queries refused because the pool queue was full."},
+                                       "Statements refused because the pool queue was full."},
         [METRICS_DB_RECONNECTS] = {"feedd_db_reconnects_total",
                                    "Database connection attempts after a loss."},
         [METRICS_DB_CANCELLED] = {"feedd_db_cancelled_total",
@@ -318,14 +318,17 @@ static const struct {
 } hist_info[METRICS_HIST_COUNT] = {
         [METRICS_H_SSE_FIRST_ITEM] =
                 {"feedd_stream_first_item_seconds",
-                 "Time from request to the first feed_items event of a stream."},
-        [METRICS_H_SSE_COMPLETE] = {"feedd_stream_complete_seconds",
-                                    "Time from request to the feed_complete event of a stream."},
+                 "Time from request to the first items of a stream that waited for its page."},
+        [METRICS_H_SSE_COMPLETE] =
+                {"feedd_stream_complete_seconds",
+                 "Time from request to feed_complete of a stream that waited for its page."},
         [METRICS_H_JSON_COMPLETE] = {"feedd_feed_complete_seconds",
                                      "Time from request to the whole JSON page of /api/feed."},
-        [METRICS_H_SOURCE_LATENCY] = {"feedd_source_query_seconds",
-                                      "Latency of each feed source's query, send to last row."},
-        [METRICS_H_PAGE_ITEMS] = {"feedd_page_items", "Items on each feed page served."},
+        [METRICS_H_SOURCE_LATENCY] =
+                {"feedd_source_query_seconds",
+                 "Time from a page's statements being issued to each source's result."},
+        [METRICS_H_PAGE_ITEMS] = {"feedd_page_items",
+                                  "Items on each feed page built from the database."},
 };
 
 /* Label values: backslash, double quote and newline escaped. */
