@@ -88,6 +88,7 @@ struct conn {
 	bool in_response; /* dispatched, response not complete */
 	bool pending;     /* a handler will answer later */
 	bool streaming;   /* stream headers sent */
+	bool in_stream_write; /* its caller learns of a close from the -1, not abort */
 	bool resp_done;   /* whole response queued */
 	bool force_close; /* close after this response */
 	bool linger_on_close;
@@ -998,8 +999,12 @@ conn_stream_write(conn_t *c, const char *data, size_t len)
 		conn_close(c, "out of memory");
 		goto out;
 	}
-	if (conn_flush(c) < 0)
+	c->in_stream_write = true;
+	rc = conn_flush(c);
+	c->in_stream_write = false;
+	if (rc < 0)
 		goto out;
+	rc = -1;
 	if (out_pending(c) > c->w->cfg->output_buffer_limit) {
 		log_info("%s: client reads too slowly (%zu bytes unsent), closing", c->peer_str,
 		         out_pending(c));
@@ -1071,7 +1076,9 @@ conn_close(conn_t *c, const char *reason)
 
 		c->pending = false;
 		c->ops = NULL;
-		if (ops != NULL && ops->abort != NULL)
+		/* conn.h: a failing conn_stream_write returns -1 and does not
+		 * call abort, so its caller never sees its state freed under it. */
+		if (ops != NULL && ops->abort != NULL && !c->in_stream_write)
 			ops->abort(c, ctx);
 	}
 	/* A response cut short is still a request served: log what the client

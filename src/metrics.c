@@ -318,10 +318,10 @@ static const struct {
 } hist_info[METRICS_HIST_COUNT] = {
         [METRICS_H_SSE_FIRST_ITEM] =
                 {"feedd_stream_first_item_seconds",
-                 "Time from request to the first items of a stream that waited for its page."},
+                 "Time from request to the first items of a stream (from the cache or not)."},
         [METRICS_H_SSE_COMPLETE] =
                 {"feedd_stream_complete_seconds",
-                 "Time from request to feed_complete of a stream that waited for its page."},
+                 "Time from request to feed_complete of a stream (from the cache or not)."},
         [METRICS_H_JSON_COMPLETE] = {"feedd_feed_complete_seconds",
                                      "Time from request to the whole JSON page of /api/feed."},
         [METRICS_H_SOURCE_LATENCY] =
