@@ -618,14 +618,14 @@ pool_fail_waiting(pgpool_t *pool, const char *why)
 	}
 }
 
+/* Takes a live query out of wherever it waits: the delay list, the queue,
+ * or a connection's pipeline (where its result will be discarded, and a
+ * running head gets cancelled). */
 static void
-query_deadline_cb(loop_timer_t *t)
+query_unlink(pgpool_query_t *q)
 {
-	pgpool_query_t *q = container_of(t, pgpool_query_t, deadline);
-	pgpool_t       *pool = q->pool;
+	pgpool_t *pool = q->pool;
 
-	log_warn("pgpool: statement %s timed out after %lld ms", stmt_name(pool, q->stmt),
-	         (long long)pool->cfg.query_timeout);
 	switch (q->where) {
 	case Q_DELAYED:
 		qlist_remove(&pool->delayed, q);
@@ -639,10 +639,24 @@ query_deadline_cb(loop_timer_t *t)
 			conn_check_head(q->conn);
 		break;
 	case Q_DETACHED:
+		break;
+	}
+}
+
+static void
+query_deadline_cb(loop_timer_t *t)
+{
+	pgpool_query_t *q = container_of(t, pgpool_query_t, deadline);
+	pgpool_t       *pool = q->pool;
+
+	log_warn("pgpool: statement %s timed out after %lld ms", stmt_name(pool, q->stmt),
+	         (long long)pool->cfg.query_timeout);
+	if (q->where == Q_DETACHED) {
 		log_error("pgpool: deadline of a detached statement %s (timers are stopped "
 		          "before detaching)", stmt_name(pool, q->stmt));
 		abort();
 	}
+	query_unlink(q);
 	query_finish(q, NULL, PGPOOL_ERR_TIMEOUT);
 	pool_gauges(pool);
 }
@@ -1255,22 +1269,10 @@ pgpool_cancel(pgpool_query_t *q)
 	if (q == NULL)
 		return;
 	pool = q->pool;
-	switch (q->where) {
-	case Q_DELAYED:
-		qlist_remove(&pool->delayed, q);
-		break;
-	case Q_QUEUED:
-		qlist_remove(&pool->queue, q);
-		break;
-	case Q_SENT:
+	if (q->where == Q_DETACHED)
 		q->sent->q = NULL;
-		if (q->conn->fifo == q->sent)
-			conn_check_head(q->conn);
-		break;
-	case Q_DETACHED:
-		q->sent->q = NULL;
-		break;
-	}
+	else
+		query_unlink(q);
 	query_free(q);
 	pool_gauges(pool);
 }
