@@ -255,6 +255,51 @@ sum_add(cache_sum_t *s, uint64_t w)
 	*v ^= *v >> 29;
 }
 
+/* The body copy of a read: the same lanes as sum_add, 4 words per step in
+ * registers (sum_add keeps its lanes in memory, one dependent step each). */
+static void
+sum_copy_words(cache_sum_t *s, const _Atomic uint64_t *src, char *dst, size_t nw)
+{
+	uint64_t v0, v1, v2, v3;
+	unsigned r = s->n & 3;
+	size_t i = 0;
+
+	v0 = s->v[r];
+	v1 = s->v[(r + 1) & 3];
+	v2 = s->v[(r + 2) & 3];
+	v3 = s->v[(r + 3) & 3];
+	for (; i + 4 <= nw; i += 4) {
+		uint64_t w0 = atomic_load_explicit(&src[i], memory_order_relaxed);
+		uint64_t w1 = atomic_load_explicit(&src[i + 1], memory_order_relaxed);
+		uint64_t w2 = atomic_load_explicit(&src[i + 2], memory_order_relaxed);
+		uint64_t w3 = atomic_load_explicit(&src[i + 3], memory_order_relaxed);
+
+		memcpy(dst + 8 * i, &w0, 8);
+		memcpy(dst + 8 * i + 8, &w1, 8);
+		memcpy(dst + 8 * i + 16, &w2, 8);
+		memcpy(dst + 8 * i + 24, &w3, 8);
+		v0 = (v0 ^ w0) * UINT64_C(0x9e3779b97f4a7c15);
+		v0 ^= v0 >> 29;
+		v1 = (v1 ^ w1) * UINT64_C(0x9e3779b97f4a7c15);
+		v1 ^= v1 >> 29;
+		v2 = (v2 ^ w2) * UINT64_C(0x9e3779b97f4a7c15);
+		v2 ^= v2 >> 29;
+		v3 = (v3 ^ w3) * UINT64_C(0x9e3779b97f4a7c15);
+		v3 ^= v3 >> 29;
+	}
+	s->v[r] = v0;
+	s->v[(r + 1) & 3] = v1;
+	s->v[(r + 2) & 3] = v2;
+	s->v[(r + 3) & 3] = v3;
+	s->n += (unsigned)i;
+	for (; i < nw; i++) {
+		uint64_t w = atomic_load_explicit(&src[i], memory_order_relaxed);
+
+		sum_add(s, w);
+		memcpy(dst + 8 * i, &w, 8);
+	}
+}
+
 static uint64_t
 sum_final(const cache_sum_t *s)
 {
@@ -580,11 +625,7 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 			return READ_BUSY;
 		}
 		nw = bl / 8;
-		for (i = 0; i < nw; i++) {
-			w = atomic_load_explicit(&bw[i], memory_order_relaxed);
-			sum_add(&sum, w);
-			memcpy(body->data + 8 * i, &w, 8);
-		}
+		sum_copy_words(&sum, bw, body->data, nw);
 		if (bl & 7) {
 			w = atomic_load_explicit(&bw[nw], memory_order_relaxed);
 			sum_add(&sum, w);

@@ -324,6 +324,12 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+int
+log_access_on(void)
+{
+	return access_dest.fd >= 0;
+}
+
 void
 log_access(const char *line, size_t len)
 {

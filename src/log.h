@@ -27,6 +27,7 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 /* One complete access-log line (without the newline). */
 void log_access(const char *line, size_t len);
+int  log_access_on(void);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -19,7 +19,7 @@
 #include "worker.h"
 
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, and the poll while throttled */
-#define PIPELINE_DEPTH  8
+#define PIPELINE_DEPTH  16 /* a whole page (15) fits one connection's round trip */
 
 typedef struct listen_io {
 	loop_io_t io;
@@ -145,7 +145,9 @@ accept_cb(loop_io_t *io, uint32_t revents)
 {
 	listen_io_t *l = container_of(io, listen_io_t, io);
 
-	if (!accept_from(l->fd, -1))
+	/* One per wake-up: draining the backlog let the first worker to wake
+	 * take most connections (50/14 at 64 clients). */
+	if (!accept_from(l->fd, 1))
 		accept_pause();
 }
 
