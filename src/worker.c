@@ -19,7 +19,7 @@
 #include "worker.h"
 
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, and the poll while throttled */
-#define PIPELINE_DEPTH  16 /* a whole page (15) fits one connection's round trip */
+#define PIPELINE_DEPTH  8
 
 typedef struct listen_io {
 	loop_io_t io;
