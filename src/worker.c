@@ -19,7 +19,6 @@
 #include "worker.h"
 
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE, and the poll while throttled */
-#define PIPELINE_DEPTH  8
 
 typedef struct listen_io {
 	loop_io_t io;
@@ -342,7 +341,9 @@ pool_create(const config_t *cfg)
 	                                     .conninfo = cfg->db,
 	                                     .size = cfg->db_pool_size,
 	                                     .queue_max = cfg->db_queue_size,
-	                                     .pipeline_depth = PIPELINE_DEPTH,
+	                                     /* A connection takes a whole page: one
+	                                      * round trip even with db_pool_size 1. */
+	                                     .pipeline_depth = FEED_SRC_COUNT,
 	                                     .query_timeout = cfg->db_query_timeout,
 	                                     .connect_timeout = cfg->db_connect_timeout,
 	                                     .reconnect_max = cfg->db_reconnect_max,

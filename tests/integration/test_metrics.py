@@ -605,33 +605,35 @@ def test_pool_gauges_and_database_faults(demo, feedd_factory):
     assert status == 200, body
 
 
-class LockedFirstPage:
-    """The feed tables locked; a first cold page sent on its own
-    connection, its statements filling the only connection's pipeline (8)
-    and then waiting in the queue (7 of the 15 places)."""
+class LockedPages:
+    """The feed tables locked; two cold pages sent, each on its own
+    connection: the first page's 15 statements fill the only connection's
+    pipeline, the second page's wait in the queue (all its 15 places)."""
 
     def __init__(self, pg, f):
         self.pg, self.f = pg, f
         self.locker = pg.connect()
-        self.client = None
+        self.clients = []
 
     def __enter__(self):
         self.locker.execute("BEGIN")
         self.locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in self.pg.tables())
                             + " IN ACCESS EXCLUSIVE MODE")
-        self.client = socket.create_connection(("127.0.0.1", self.f.port), timeout=10)
-        self.client.sendall(request_bytes(cold_path(100)))
-        self.during = poll("statements queued", lambda: (s := scrape(self.f)).get(
-            "feedd_db_queue_length") > 0 and s)
+        for i in (100, 102):
+            client = socket.create_connection(("127.0.0.1", self.f.port), timeout=10)
+            client.sendall(request_bytes(cold_path(i)))
+            self.clients.append(client)
+        self.during = poll("a page's statements queued", lambda: (s := scrape(self.f)).get(
+            "feedd_db_queue_length") == 15 and s)
         return self
 
     def leave(self):
-        self.client.close()
-        self.client = None
+        for client in self.clients:
+            client.close()
+        self.clients = []
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
+        self.leave()
         self.locker.execute("ROLLBACK")
         self.locker.close()
 
@@ -650,9 +652,9 @@ def test_queue_gauge_refusal_and_cancels(demo, feedd_factory):
     on the server."""
     f = single_connection_feedd(feedd_factory)
     before = scrape(f)
-    with LockedFirstPage(demo, f) as locked:
+    with LockedPages(demo, f) as locked:
         assert locked.during.get("feedd_db_connections", state="busy") == 1
-        assert locked.during.get("feedd_db_queue_length") == 7
+        assert locked.during.get("feedd_db_queue_length") == 15
         status, _, body = f.get(cold_path(101))
         assert status == 503, body
         locked.leave()
@@ -667,7 +669,7 @@ def test_queue_gauge_refusal_and_cancels(demo, feedd_factory):
 def test_refused_page_counts_its_statements_as_rejected(demo, feedd_factory):
     f = single_connection_feedd(feedd_factory)
     before = scrape(f)
-    with LockedFirstPage(demo, f):
+    with LockedPages(demo, f):
         status, _, body = f.get(cold_path(101))
         assert status == 503, body
     after = settle(f, "the 503 counted", lambda a: requests_delta(before, a, "feed", "503") >= 1)

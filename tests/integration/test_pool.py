@@ -3,6 +3,7 @@ leaked connections (stop, reload), and a client that goes away takes its
 statements with it (cancelled on the server, lease released)."""
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -100,45 +101,60 @@ def test_reload_leaks_no_connection(demo, feedd_factory):
 
 
 def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory):
-    """One connection holds 8 statements in its pipeline and the queue 15
-    (the smallest queue the configuration allows: one page).  With the
-    tables locked, a first cold page fills the pipeline and 7 queue places;
-    a second cold page (15 statements) no longer fits and is refused at
-    once, before anything of it reaches the database."""
+    """One connection carries one page's 15 statements in its pipeline and
+    the queue holds 15 more (the smallest queue the configuration allows:
+    one page).  With the tables locked, a first cold page fills the
+    pipeline, a second fills the queue; a third (15 statements) no longer
+    fits and is refused at once, before anything of it reaches the
+    database."""
     feedd = feedd_factory(workers=1, db_pool_size=1, db_queue_size=15,
                           db_query_timeout="20s")
     poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
-    first = "/api/feed?limit=5&cursor=2100-01-01T00:00:00Z"
-    second = "/api/feed?limit=5&cursor=2100-01-02T00:00:00Z"
+    waiting = ["/api/feed?limit=5&cursor=2100-01-01T00:00:00Z",
+               "/api/feed?limit=5&cursor=2100-01-02T00:00:00Z"]
+    refused = "/api/feed?limit=5&cursor=2100-01-03T00:00:00Z"
     locker = demo.connect()
-    client = None
+    clients = []
     try:
         locker.execute("BEGIN")
         locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in demo.tables())
                        + " IN ACCESS EXCLUSIVE MODE")
         demo.reset_stats()
-        client = socket.create_connection(("127.0.0.1", feedd.port))
-        client.sendall(f"GET {first} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        def send(path):
+            client = socket.create_connection(("127.0.0.1", feedd.port))
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            clients.append(client)
+
+        def queued():
+            m = re.search(rb"^feedd_db_queue_length (\d+)$", feedd.get("/metrics")[2], re.M)
+            return int(m.group(1))
+
+        send(waiting[0])
         poll("the first page's statements waiting for the lock", lambda: demo.sql(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
             " AND wait_event_type = 'Lock'")[0][0] > 0, timeout=5)
-        status, _, body = feedd.get(second)
+        # The whole page went out on the one connection: one round trip.
+        assert queued() == 0
+        send(waiting[1])
+        poll("the second page queued", lambda: queued() == 15, timeout=5)
+        status, _, body = feedd.get(refused)
         assert status == 503, body
         detail = json.loads(body)["detail"]
         assert isinstance(detail, str) and "database" in detail, detail
     finally:
         locker.execute("ROLLBACK")
         locker.close()
-    client.settimeout(10)
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = client.recv(65536)
-        assert chunk, "connection closed before the first page's answer"
-        reply += chunk
-    client.close()
-    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
-    # Only the first page's 15 statements ran: the refused page cost nothing.
-    assert demo.count_statements("%$4%") == 15
+    for client in clients:
+        client.settimeout(10)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = client.recv(65536)
+            assert chunk, "connection closed before a waiting page's answer"
+            reply += chunk
+        client.close()
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    # Only the two waiting pages' statements ran: the refused page cost nothing.
+    assert demo.count_statements("%$4%") == 30
     assert feedd.get("/healthz")[0] == 200
 
 
