@@ -24,9 +24,6 @@ feed_complete <= 1.1 x the slowest statement.
 """
 
 import argparse
-import datetime as dt
-import json
-import re
 import socket
 import time
 import urllib.parse
@@ -34,69 +31,7 @@ import urllib.parse
 import psycopg
 
 import benchlib as bl
-
-NSTMT = 15
-
-
-def feed_statements():
-    """[(name, sql)] in feedd's source order, parsed from src/feed_sources.c."""
-    src = (bl.REPO / "src" / "feed_sources.c").read_text()
-    lits = {}
-    for m in re.finditer(r'static const char (\w+)\[\]\s*=\s*((?:\s*"(?:[^"\\]|\\.)*")+)\s*;', src):
-        parts = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
-        lits[m.group(1)] = "".join(p.encode().decode("unicode_escape") for p in parts)
-    defs = re.findall(r'\[FEED_SRC_\w+\]\s*=\s*\{\s*"(\w+)",\s*(\w+),', src)
-    out = [(name, lits[var]) for name, var in defs if var in lits]
-    if len(out) != NSTMT:
-        bl.die(f"found {len(out)} statements in src/feed_sources.c, expected {NSTMT}")
-    return out
-
-
-def pg_time(t):
-    return t.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
-
-
-def cursor_params(cursor, window_days=7):
-    """feedd's four statement parameters for a cursor ("" = first page)."""
-    lower = pg_time(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=window_days))
-    if not cursor:
-        return ["infinity", "", lower, "21"]
-    t, _, item = cursor.partition("~")
-    when = dt.datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    return [pg_time(when), item, lower, "21"]
-
-
-class Reference:
-    """The 15 statements, each alone, prepared, over one psycopg connection."""
-
-    def __init__(self, conninfo, stmts):
-        self.conn = psycopg.connect(conninfo, autocommit=True)
-        self.pg = self.conn.pgconn
-        self.stmts = stmts
-        # jit = off, as in feedd's sessions (pgpool's setup): with JIT on,
-        # the actions statement is compiled on every execution (about 90 ms
-        # of LLVM on the large data), and the reference would measure the
-        # compiler, not the statement.
-        for q in ("SET TimeZone = 'UTC'", "SET application_name = 'feedd-bench'",
-                  "SET jit = off"):
-            self.conn.execute(q)
-        for name, sql in stmts:
-            r = self.pg.prepare(name.encode(), sql.encode())
-            if r.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                bl.die(f"prepare {name}: {r.error_message.decode()}")
-
-    def round(self, params, out):
-        p = [x.encode() for x in params]
-        for name, _ in self.stmts:
-            t = time.perf_counter()
-            r = self.pg.exec_prepared(name.encode(), p)
-            took = time.perf_counter() - t
-            if r.status != psycopg.pq.ExecStatus.TUPLES_OK:
-                bl.die(f"{name}: {r.error_message.decode()}")
-            out.setdefault(name, []).append(took)
-
-    def close(self):
-        self.conn.close()
+from feedsql import Reference, check_binary, cursor_params, deep_cursor, feed_statements
 
 
 def timed_stream(port, path, timeout=60.0):
@@ -152,15 +87,6 @@ def cold_stream(feedd, path):
     bl.die(f"GET {path}: never a miss after SIGUSR2")
 
 
-def deep_cursor(feedd):
-    t = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status, _, body = bl.get(feedd.port, "/api/feed?limit=20&cursor=" + urllib.parse.quote(t))
-    doc = json.loads(body)
-    if status != 200 or not doc.get("next_cursor"):
-        bl.die(f"no page 6 days back: {status} {body[:300]!r}")
-    return doc["next_cursor"]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,6 +104,7 @@ def main():
     rtts = [float(x) for x in args.rtt.split(",") if x]
     pools = [int(x) for x in args.pool.split(",") if x]
     stmts = feed_statements()
+    check_binary(binary, stmts)
     socket_path = f"{bl.PG_DIR}/.s.PGSQL.{bl.PG_PORT}"
 
     try:
