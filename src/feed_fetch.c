@@ -1,9 +1,12 @@
 /* Runs one page's 15 statements at once over the pool and feeds the results to a feed_page. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cursor.h"
 #include "feed_fetch.h"
 #include "feed_sources.h"
 #include "log.h"
@@ -100,6 +103,7 @@ fetch_decode(feed_fetch_t *f, int index, const PGresult *res)
 	const char             **v;
 	char                     why[160];
 	int                      built = 0;
+	bool                     malformed = false;
 
 	if (ncols != def->ncols) {
 		log_error("feed source %s: the statement returns %d columns, %d expected "
@@ -122,28 +126,37 @@ fetch_decode(feed_fetch_t *f, int index, const PGresult *res)
 	}
 	for (; built < nrows; built++) {
 		feed_row_t row = { v, ncols };
+		int64_t sort_us;
+
+		/* Rows the page has no room for are not worth building: on a
+		 * cold page most of the 15 x (limit + 1) rows lose to others. */
+		if (!PQgetisnull(res, built, def->sort_col) &&
+		    cursor_parse_i64(PQgetvalue(res, built, def->sort_col), &sort_us) == 0 &&
+		    feed_page_settled_before(f->page, sort_us))
+			break;
 
 		for (int c = 0; c < ncols; c++)
 			v[c] = PQgetisnull(res, built, c) ? NULL : PQgetvalue(res, built, c);
 		if (def->build(&row, &items[built]) != 0) {
 			log_error("feed source %s: malformed row %d (schema mismatch?)", def->name,
 			          built);
+			malformed = true;
 			break;
 		}
 	}
 	free(v);
-	if (built < nrows) {
-		for (int i = 0; i <= built && i < nrows; i++)
+	if (malformed) {
+		for (int i = 0; i <= built; i++)
 			feed_item_clear(&items[i]);
 		free(items);
 		snprintf(why, sizeof(why), "malformed row from the database (source %s)", def->name);
 		fetch_fail(f, 500, why);
 		return -1;
 	}
-	if (feed_page_add(f->page, items, (size_t)nrows) != 0) {
+	if (feed_page_add(f->page, items, (size_t)built) != 0) {
 		free(items);
 		log_error("feed source %s: out of memory adding %d items to the page", def->name,
-		          nrows);
+		          built);
 		fetch_fail(f, 500, "out of memory");
 		return -1;
 	}

@@ -125,6 +125,12 @@ feed_page_add(feed_page_t *p, feed_item_t *items, size_t n)
 	return 0;
 }
 
+bool
+feed_page_settled_before(const feed_page_t *p, int64_t sort_us)
+{
+	return p->n == p->keep && sort_us < p->slots[p->n - 1].item.sort_us;
+}
+
 static size_t
 page_len(const feed_page_t *p)
 {

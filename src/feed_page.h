@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "feed_items.h"
@@ -18,6 +19,11 @@ void         feed_page_free(feed_page_t *p);
 /* Hands over the items of one source (ownership of items[i] moves to the
  * page; the array itself stays the caller's).  Returns 0 or -1 (memory). */
 int feed_page_add(feed_page_t *p, feed_item_t *items, size_t n);
+
+/* True when an item at sort_us, whatever its id, can no longer make the
+ * page: limit + 1 newer items are already in.  Sources return their rows in
+ * the total order, so a source's later rows can be left unbuilt. */
+bool feed_page_settled_before(const feed_page_t *p, int64_t sort_us);
 
 /* Streaming: appends to out the JSON array elements (comma separated, no
  * brackets) of the items added since the last call that can still make the

@@ -36,6 +36,7 @@ typedef struct feed_source_def {
 	const char *name;   /* metric label and prepared-statement name */
 	const char *sql;
 	int         ncols;  /* columns the statement returns */
+	int         sort_col; /* the column of the sort time, integer microseconds */
 	/* Builds one item from one row.  Returns 0, or -1 (malformed row). */
 	int       (*build)(const feed_row_t *row, feed_item_t *out);
 } feed_source_def_t;

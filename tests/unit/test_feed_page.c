@@ -324,8 +324,17 @@ ref_cmp(const void *a, const void *b)
 	return c > 0 ? -1 : c < 0;
 }
 
+static int
+item_cmp(const void *a, const void *b)
+{
+	return feed_item_cmp(a, b);
+}
+
+/* skip_settled: as feed_fetch does, each source in the total order and cut
+ * at its first item feed_page_settled_before says cannot make the page;
+ * the page must come out the same. */
 static void
-one_round(int limit, int nsources, int maxper)
+one_round(int limit, int nsources, int maxper, bool skip_settled)
 {
 	ref_t all[15 * 51], streamed[15 * 51];
 	size_t nall = 0, nstreamed = 0, nkept = 0;
@@ -348,6 +357,17 @@ one_round(int limit, int nsources, int maxper)
 			snprintf(r->id, sizeof(r->id), "s%02d-%c%u", s, 'a' + (int)rnd(26),
 			         (unsigned)i);
 			items[i] = mk(r->t, r->id);
+		}
+		if (skip_settled) {
+			qsort(items, n, sizeof(items[0]), item_cmp);
+			for (size_t i = 0; i < n; i++) {
+				if (feed_page_settled_before(p, items[i].sort_us)) {
+					for (size_t j = i; j < n; j++)
+						feed_item_clear(&items[j]);
+					n = i;
+					break;
+				}
+			}
 		}
 		CHECK_INT(feed_page_add(p, items, n), 0);
 		feed_page_take_new(p, &b);
@@ -416,17 +436,37 @@ one_round(int limit, int nsources, int maxper)
 }
 
 static void
+test_settled_before(void)
+{
+	feed_page_t *p = feed_page_new(2);
+	const int64_t t[] = { 300, 200, 200 };
+	const char *ids[] = { "c", "b", "a" };
+
+	/* Not full (limit + 1 = 3 items): anything can still come in. */
+	CHECK(!feed_page_settled_before(p, -1000));
+	CHECK_INT(add(p, 2, t, ids), 0);
+	CHECK(!feed_page_settled_before(p, 100));
+	CHECK_INT(add(p, 1, t + 2, ids + 2), 0);
+	/* Full: only strictly older than the last kept item is settled; a tie
+	 * on time may still win on its id. */
+	CHECK(feed_page_settled_before(p, 199));
+	CHECK(!feed_page_settled_before(p, 200));
+	CHECK(!feed_page_settled_before(p, 250));
+	feed_page_free(p);
+}
+
+static void
 test_randomised(void)
 {
 	for (int round = 0; round < 300; round++) {
 		int limit = 1 + (int)rnd(50);
 
-		one_round(limit, 1 + (int)rnd(15), limit + 1);
+		one_round(limit, 1 + (int)rnd(15), limit + 1, round % 2 == 1);
 	}
 	/* Full size: 15 sources of limit + 1. */
 	for (int round = 0; round < 20; round++)
-		one_round(50, 15, 51);
-	one_round(20, 15, 0);
+		one_round(50, 15, 51, round % 2 == 1);
+	one_round(20, 15, 0, false);
 }
 
 int
@@ -438,6 +478,7 @@ main(void)
 	RUN(test_items_end_offset);
 	RUN(test_duplicates_and_bad_items);
 	RUN(test_take_new);
+	RUN(test_settled_before);
 	RUN(test_randomised);
 	return unit_done();
 }
