@@ -1,4 +1,4 @@
-/* Clocks: monotonic milliseconds for timers, wall-clock microseconds for data. */
+/* Clocks: monotonic milli/microseconds for timers and costs, wall-clock microseconds for data. */
 #ifndef FEEDD_CLOCK_H
 #define FEEDD_CLOCK_H
 
@@ -12,6 +12,15 @@ clock_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t
+clock_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Microseconds since the Unix epoch, UTC: the unit of every feed timestamp. */

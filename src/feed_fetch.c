@@ -194,12 +194,33 @@ fetch_source_cb(void *ud, const PGresult *res, const char *error)
 	f->ops->progress(f->ud, f->page, f->pending == 0);
 }
 
+/* Source indexes by what they cost the server lately, most first; ties
+ * (nothing learnt yet) keep the source order. */
+static void
+costliest_first(const struct pgpool *pool, int order[FEED_SRC_COUNT])
+{
+	int64_t cost[FEED_SRC_COUNT];
+
+	for (int i = 0; i < FEED_SRC_COUNT; i++) {
+		int64_t c = pgpool_cost_us(pool, i);
+		int     j = i;
+
+		for (; j > 0 && cost[j - 1] < c; j--) {
+			cost[j] = cost[j - 1];
+			order[j] = order[j - 1];
+		}
+		cost[j] = c;
+		order[j] = i;
+	}
+}
+
 feed_fetch_t *
 feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_ms, int64_t now_us,
                  const feed_fetch_ops_t *ops, void *ud, int *http_status)
 {
 	char          upper[TIME_TEXT_MAX], lower[TIME_TEXT_MAX], limit[16];
 	const char   *params[FEED_SOURCE_NPARAMS];
+	int           order[FEED_SRC_COUNT];
 	feed_fetch_t *f = calloc(1, sizeof(*f));
 
 	if (f != NULL)
@@ -242,9 +263,14 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 	}
 
 	/* All at once: the pool spreads them over its connections, so the page
-	 * costs about one round trip plus the slowest statement. */
+	 * costs about one round trip plus the slowest statement.  Costliest
+	 * first, so that each of those gets a connection to itself and no
+	 * statement waits behind it. */
+	costliest_first(pool, order);
 	f->sent_ns = mono_ns();
-	for (int i = 0; i < FEED_SRC_COUNT; i++) {
+	for (int k = 0; k < FEED_SRC_COUNT; k++) {
+		int i = order[k];
+
 		f->src[i].f = f;
 		f->src[i].index = i;
 		f->src[i].q = pgpool_exec(pool, i, params, fetch_source_cb, &f->src[i]);

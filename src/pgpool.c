@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgpool.h"
@@ -47,6 +48,9 @@ typedef struct sent {
 	struct sent    *next;
 	pgpool_query_t *q;            /* NULL: nobody wants the answer any more */
 	int             stmt;
+	int64_t         cost_us;      /* the statement's cost when sent */
+	int64_t         sent_us;
+	bool            first;        /* sent to an empty pipeline: waits a round trip */
 	bool            answered;
 	bool            cancel_sent;
 } sent_t;
@@ -86,6 +90,7 @@ struct pgconn {
 	loop_timer_t     cancel_timer;
 	sent_t          *fifo, *fifo_tail;  /* answers arrive in send order */
 	int64_t          head_since;        /* when fifo became the head (running) */
+	int64_t          head_since_us;     /* the same, precise, for the costs */
 	int              nfifo;
 	int              setup_step;        /* sync segments of the setup answered */
 	bool             setup_failed;
@@ -129,6 +134,12 @@ struct pgpool {
 	int              slow_stmt;        /* SLOW_SOURCE test hook, -1 if unarmed */
 	int64_t          slow_ms;
 	int64_t          gauges[5];
+	/* What each statement costs the server (moving average, microseconds;
+	 * 0 until seen), and the shortest round trip seen lately: the work a
+	 * pipeline holds, so that a costly statement gets a connection to
+	 * itself and nothing waits behind it. */
+	int64_t         *cost_us;
+	int64_t          rtt_us;
 	canceller_t      canceller;
 };
 
@@ -502,21 +513,68 @@ conn_cancel_timer_cb(loop_timer_t *t)
 
 /* Dispatch. */
 
+static int64_t
+conn_work_us(const pgconn_t *pc)
+{
+	int64_t work = 0;
+
+	for (const sent_t *s = pc->fifo; s != NULL; s = s->next)
+		if (!s->answered)
+			work += s->cost_us;
+	return work;
+}
+
+/* The ready connection with the least work ahead (then the fewest
+ * statements): a statement sent there answers soonest. */
 static pgconn_t *
 pool_pick(pgpool_t *pool)
 {
 	pgconn_t *best = NULL;
+	int64_t   best_work = 0;
 
 	for (int i = 0; i < pool->cfg.size; i++) {
 		pgconn_t *pc = &pool->conns[i];
+		int64_t   work;
 
 		if (pc->state != CONN_READY || pc->broken || pc->cancel_pending ||
 		    pc->nfifo >= pool->cfg.pipeline_depth)
 			continue;
-		if (best == NULL || pc->nfifo < best->nfifo)
+		work = conn_work_us(pc);
+		if (best == NULL || work < best_work || (work == best_work && pc->nfifo < best->nfifo)) {
 			best = pc;
+			best_work = work;
+		}
 	}
 	return best;
+}
+
+/* A statement answered: how long the server worked on it, from the moment
+ * it headed its pipeline (less a round trip when it went out alone). */
+static void
+cost_learn(pgpool_t *pool, pgconn_t *pc, const sent_t *s)
+{
+	int64_t now = clock_mono_us(), ran = now - pc->head_since_us;
+	int64_t *cost = &pool->cost_us[s->stmt];
+
+	if (s->first) {
+		int64_t rtt = now - s->sent_us;
+
+		/* The minimum, drifting up slowly so a longer route is learnt. */
+		if (pool->rtt_us == 0 || rtt < pool->rtt_us)
+			pool->rtt_us = rtt;
+		else
+			pool->rtt_us += (rtt - pool->rtt_us) / 256;
+		ran -= pool->rtt_us;
+	}
+	if (ran < 1)
+		ran = 1;
+	*cost = *cost == 0 ? ran : *cost + (ran - *cost) / 8;
+}
+
+int64_t
+pgpool_cost_us(const pgpool_t *pool, int stmt)
+{
+	return stmt >= 0 && stmt < pool->cfg.nstmts ? pool->cost_us[stmt] : 0;
 }
 
 /* Queue or fail fast?  With no connection ready, a query waits only if a
@@ -562,11 +620,15 @@ query_send(pgconn_t *pc, pgpool_query_t *q)
 	}
 	s->q = q;
 	s->stmt = q->stmt;
+	s->cost_us = pool->cost_us[q->stmt];
+	s->sent_us = clock_mono_us();
 	if (pc->fifo_tail != NULL) {
 		pc->fifo_tail->next = s;
 	} else {
 		pc->fifo = s;
 		pc->head_since = loop_now(pool->loop);
+		pc->head_since_us = s->sent_us;
+		s->first = true;
 	}
 	pc->fifo_tail = s;
 	pc->nfifo++;
@@ -756,6 +818,8 @@ query_result(pgconn_t *pc, const PGresult *res)
 		return;
 	s->answered = true;
 	q = s->q;
+	if (st == PGRES_TUPLES_OK)
+		cost_learn(pool, pc, s);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		if (q != NULL) {
 			s->q = NULL;
@@ -814,6 +878,7 @@ conn_pop(pgconn_t *pc)
 		free(s);
 	}
 	pc->head_since = loop_now(pc->pool->loop);
+	pc->head_since_us = clock_mono_us();
 	conn_check_head(pc);
 }
 
@@ -1134,9 +1199,11 @@ pgpool_create(loop_t *loop, const pgpool_config_t *cfg)
 		pool->cfg.reconnect_max = BACKOFF_FIRST_MS;
 	pool->conninfo = strdup(cfg->conninfo != NULL ? cfg->conninfo : "");
 	pool->conns = calloc((size_t)pool->cfg.size, sizeof(*pool->conns));
-	if (pool->conninfo == NULL || pool->conns == NULL) {
+	pool->cost_us = calloc((size_t)(cfg->nstmts > 0 ? cfg->nstmts : 1), sizeof(*pool->cost_us));
+	if (pool->conninfo == NULL || pool->conns == NULL || pool->cost_us == NULL) {
 		free(pool->conninfo);
 		free(pool->conns);
+		free(pool->cost_us);
 		free(pool);
 		goto oom;
 	}
@@ -1222,6 +1289,7 @@ pgpool_destroy(pgpool_t *pool)
 	metrics_gauge_set(METRICS_DB_CONN_DOWN, 0);
 	metrics_gauge_set(METRICS_DB_QUEUE_LENGTH, 0);
 	free(pool->conns);
+	free(pool->cost_us);
 	free(pool->conninfo);
 	free(pool);
 }

@@ -55,6 +55,12 @@ pgpool_query_t *pgpool_exec(pgpool_t *pool, int stmt, const char *const *params,
  * statement is cancelled on the server without blocking this loop. */
 void pgpool_cancel(pgpool_query_t *q);
 
+/* What stmt has cost the server lately, in microseconds (a moving
+ * average; 0 before its first answer).  A caller sending several at once
+ * sends the costliest first: each goes to the connection with the least
+ * work ahead, so the costliest ones get connections of their own. */
+int64_t pgpool_cost_us(const pgpool_t *pool, int stmt);
+
 /* True when at least one connection is up (/readyz). */
 bool pgpool_ready(const pgpool_t *pool);
 

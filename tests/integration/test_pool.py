@@ -158,6 +158,69 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
     assert feedd.get("/healthz")[0] == 200
 
 
+def source_answers(feedd):
+    """feedd_source_query_seconds_count by source: statements answered."""
+    body = feedd.get("/metrics")[2].decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^feedd_source_query_seconds_count\{source="(\w+)"\} (\S+)$', body, re.M)}
+
+
+class StoryReviewsLocked:
+    """story_reviews is the only statement reading platform_story_reviews:
+    with that table locked, it alone waits on the server."""
+
+    def __init__(self, pg, feedd):
+        self.pg, self.feedd = pg, feedd
+
+    def __enter__(self):
+        self.locker = self.pg.connect()
+        self.locker.execute("BEGIN")
+        self.locker.execute('LOCK TABLE public."platform_story_reviews" IN ACCESS EXCLUSIVE MODE')
+        return self
+
+    def send(self, path):
+        self.client = socket.create_connection(("127.0.0.1", self.feedd.port), timeout=10)
+        self.client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        poll("story_reviews waiting for the lock", lambda: self.pg.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+            " AND wait_event_type = 'Lock'")[0][0] == 1, timeout=5)
+
+    def __exit__(self, *exc):
+        self.locker.execute("ROLLBACK")
+        self.locker.close()
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = self.client.recv(65536)
+            assert chunk, "connection closed before the page"
+            reply += chunk
+        self.client.close()
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+def test_costly_statement_gets_a_connection_of_its_own(demo, feedd_factory):
+    """The pool learns what each statement costs the server and a page
+    sends its costliest first, each to the connection with the least work
+    ahead.  Once story_reviews has been slow, it goes out alone on one of
+    the two connections and the other 14 on the other: none of them waits
+    behind it (in source order, with two connections, revised_proposals
+    and graduated would be queued behind it)."""
+    feedd = feedd_factory(workers=1, db_pool_size=2, db_query_timeout="20s")
+    poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
+    for day in (1, 2):
+        with StoryReviewsLocked(demo, feedd) as locked:
+            locked.send(f"/api/feed?limit=5&cursor=2100-01-{day:02d}T00:00:00Z")
+            time.sleep(0.3)
+    before = source_answers(feedd)
+    assert len(before) == 15, before
+    others = [name for name in before if name != "story_reviews"]
+    with StoryReviewsLocked(demo, feedd) as locked:
+        locked.send("/api/feed?limit=5&cursor=2100-01-03T00:00:00Z")
+        answered = poll("the 14 others answered while story_reviews waits", lambda: (
+            a := source_answers(feedd)) and all(a[n] == before[n] + 1 for n in others) and a,
+            timeout=5)
+        assert answered["story_reviews"] == before["story_reviews"]
+
+
 def test_config_refuses_a_queue_smaller_than_one_page(tmp_path, build_dir):
     conf = tmp_path / "small-queue.conf"
     conf.write_text("db_queue_size = 14\n")
