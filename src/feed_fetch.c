@@ -221,6 +221,7 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 	char          upper[TIME_TEXT_MAX], lower[TIME_TEXT_MAX], limit[16];
 	const char   *params[FEED_SOURCE_NPARAMS];
 	int           order[FEED_SRC_COUNT];
+	pgpool_batch_t batch = { 0 };
 	feed_fetch_t *f = calloc(1, sizeof(*f));
 
 	if (f != NULL)
@@ -264,8 +265,8 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 
 	/* All at once: the pool spreads them over its connections, so the page
 	 * costs about one round trip plus the slowest statement.  Costliest
-	 * first, so that each of those gets a connection to itself and no
-	 * statement waits behind it. */
+	 * first: it gets a connection to itself and nothing waits behind it;
+	 * the cheap ones share the others. */
 	costliest_first(pool, order);
 	f->sent_ns = mono_ns();
 	for (int k = 0; k < FEED_SRC_COUNT; k++) {
@@ -273,7 +274,7 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 
 		f->src[i].f = f;
 		f->src[i].index = i;
-		f->src[i].q = pgpool_exec(pool, i, params, fetch_source_cb, &f->src[i]);
+		f->src[i].q = pgpool_exec(pool, &batch, i, params, fetch_source_cb, &f->src[i]);
 		if (f->src[i].q == NULL) {
 			/* Only out of memory after the room check: undo. */
 			log_debug("feed fetch: source %s not queued: %s", feed_source_defs[i].name,

@@ -49,7 +49,6 @@ typedef struct sent {
 	pgpool_query_t *q;            /* NULL: nobody wants the answer any more */
 	int             stmt;
 	int64_t         cost_us;      /* the statement's cost when sent */
-	int64_t         sent_us;
 	bool            first;        /* sent to an empty pipeline: waits a round trip */
 	bool            answered;
 	bool            cancel_sent;
@@ -134,10 +133,9 @@ struct pgpool {
 	int              slow_stmt;        /* SLOW_SOURCE test hook, -1 if unarmed */
 	int64_t          slow_ms;
 	int64_t          gauges[5];
-	/* What each statement costs the server (moving average, microseconds;
-	 * 0 until seen), and the shortest round trip seen lately: the work a
-	 * pipeline holds, so that a costly statement gets a connection to
-	 * itself and nothing waits behind it. */
+	/* What each statement costs the server (microseconds, 0 until seen)
+	 * and the round trip: the work a pipeline holds, so that a costly
+	 * statement gets a connection to itself and nothing waits behind it. */
 	int64_t         *cost_us;
 	int64_t          rtt_us;
 	canceller_t      canceller;
@@ -524,13 +522,17 @@ conn_work_us(const pgconn_t *pc)
 	return work;
 }
 
-/* The ready connection with the least work ahead (then the fewest
- * statements): a statement sent there answers soonest. */
+/* Where a statement costing cost goes: the ready connection with the
+ * least work ahead (then the fewest statements), where it answers
+ * soonest.  Within a batch, once its first statement is out, a statement
+ * that can answer by the batch's end on a busier connection goes to the
+ * busiest of those instead: the batch ends no later, and holds fewer of
+ * the server's backends (which compete for its CPUs). */
 static pgconn_t *
-pool_pick(pgpool_t *pool)
+pool_pick(pgpool_t *pool, int64_t cost, pgpool_batch_t *batch)
 {
-	pgconn_t *best = NULL;
-	int64_t   best_work = 0;
+	pgconn_t *least = NULL, *packed = NULL;
+	int64_t   least_work = 0, packed_work = 0;
 
 	for (int i = 0; i < pool->cfg.size; i++) {
 		pgconn_t *pc = &pool->conns[i];
@@ -540,35 +542,59 @@ pool_pick(pgpool_t *pool)
 		    pc->nfifo >= pool->cfg.pipeline_depth)
 			continue;
 		work = conn_work_us(pc);
-		if (best == NULL || work < best_work || (work == best_work && pc->nfifo < best->nfifo)) {
-			best = pc;
-			best_work = work;
+		if (least == NULL || work < least_work ||
+		    (work == least_work && pc->nfifo < least->nfifo)) {
+			least = pc;
+			least_work = work;
+		}
+		if (batch != NULL && batch->end_us > 0 && work + cost <= batch->end_us &&
+		    (packed == NULL || work > packed_work ||
+		     (work == packed_work && pc->nfifo < packed->nfifo))) {
+			packed = pc;
+			packed_work = work;
 		}
 	}
-	return best;
+	if (packed != NULL) {
+		least = packed;
+		least_work = packed_work;
+	}
+	if (least != NULL && batch != NULL && least_work + cost > batch->end_us)
+		batch->end_us = least_work + cost;
+	return least;
+}
+
+/* A moving average that follows a quarter of each change: a pipeline's
+ * answers can arrive together, so one statement's sample takes time that
+ * was another's; averaged, each gets its share. */
+static void
+moving_average(int64_t *est, int64_t sample)
+{
+	*est = *est == 0 ? sample : *est + (sample - *est) / 4;
+}
+
+/* The round trip: the fastest answer ever seen to a lone statement or to
+ * a connection's first SET, each of which is a round trip and a little.
+ * (It never rises: a route that became longer makes the statements sent
+ * alone look costlier by the difference.) */
+static void
+rtt_learn(pgpool_t *pool, int64_t sample)
+{
+	if (pool->rtt_us == 0 || sample < pool->rtt_us)
+		pool->rtt_us = sample;
 }
 
 /* A statement answered: how long the server worked on it, from the moment
- * it headed its pipeline (less a round trip when it went out alone). */
+ * it headed its pipeline (less the round trip when it went out alone). */
 static void
 cost_learn(pgpool_t *pool, pgconn_t *pc, const sent_t *s)
 {
-	int64_t now = clock_mono_us(), ran = now - pc->head_since_us;
-	int64_t *cost = &pool->cost_us[s->stmt];
+	int64_t ran = clock_mono_us() - pc->head_since_us;
 
 	if (s->first) {
-		int64_t rtt = now - s->sent_us;
-
-		/* The minimum, drifting up slowly so a longer route is learnt. */
-		if (pool->rtt_us == 0 || rtt < pool->rtt_us)
-			pool->rtt_us = rtt;
-		else
-			pool->rtt_us += (rtt - pool->rtt_us) / 256;
+		rtt_learn(pool, ran);
 		ran -= pool->rtt_us;
 	}
-	if (ran < 1)
-		ran = 1;
-	*cost = *cost == 0 ? ran : *cost + (ran - *cost) / 8;
+	moving_average(&pool->cost_us[s->stmt], ran > 1 ? ran : 1);
 }
 
 int64_t
@@ -621,13 +647,12 @@ query_send(pgconn_t *pc, pgpool_query_t *q)
 	s->q = q;
 	s->stmt = q->stmt;
 	s->cost_us = pool->cost_us[q->stmt];
-	s->sent_us = clock_mono_us();
 	if (pc->fifo_tail != NULL) {
 		pc->fifo_tail->next = s;
 	} else {
 		pc->fifo = s;
 		pc->head_since = loop_now(pool->loop);
-		pc->head_since_us = s->sent_us;
+		pc->head_since_us = clock_mono_us();
 		s->first = true;
 	}
 	pc->fifo_tail = s;
@@ -641,9 +666,9 @@ query_send(pgconn_t *pc, pgpool_query_t *q)
 /* Sends q now if a connection can take it, else queues it (admitted
  * queries only: the bound is checked by pgpool_exec). */
 static void
-query_dispatch(pgpool_t *pool, pgpool_query_t *q, bool front)
+query_dispatch(pgpool_t *pool, pgpool_query_t *q, bool front, pgpool_batch_t *batch)
 {
-	pgconn_t *pc = pool_pick(pool);
+	pgconn_t *pc = pool_pick(pool, pool->cost_us[q->stmt], batch);
 
 	if (pc != NULL) {
 		query_send(pc, q);
@@ -658,7 +683,8 @@ pool_dispatch_queue(pgpool_t *pool)
 {
 	pgconn_t *pc;
 
-	while (pool->queue.head != NULL && (pc = pool_pick(pool)) != NULL) {
+	while (pool->queue.head != NULL &&
+	       (pc = pool_pick(pool, pool->cost_us[pool->queue.head->stmt], NULL)) != NULL) {
 		pgpool_query_t *q = pool->queue.head;
 
 		qlist_remove(&pool->queue, q);
@@ -734,7 +760,7 @@ query_delay_cb(loop_timer_t *t)
 		query_finish(q, NULL, "no database connection");
 		return;
 	}
-	query_dispatch(pool, q, false);
+	query_dispatch(pool, q, false, NULL);
 	pool_gauges(pool);
 }
 
@@ -792,7 +818,9 @@ setup_synced(pgconn_t *pc)
 {
 	pgpool_t *pool = pc->pool;
 
-	if (++pc->setup_step < NSETUP + pool->cfg.nstmts)
+	if (++pc->setup_step == 1)
+		rtt_learn(pool, clock_mono_us() - pc->head_since_us);
+	if (pc->setup_step < NSETUP + pool->cfg.nstmts)
 		return;
 	if (pc->setup_failed)
 		conn_break(pc, "session setup failed");
@@ -843,7 +871,7 @@ query_result(pgconn_t *pc, const PGresult *res)
 		q->retried = true;
 		q->sent = NULL;
 		q->conn = NULL;
-		query_dispatch(pool, q, true);
+		query_dispatch(pool, q, true, NULL);
 		return;
 	}
 	log_warn("pgpool: statement %s failed: %s (SQLSTATE %s)", stmt_name(pool, q->stmt), msg,
@@ -960,6 +988,7 @@ conn_setup(pgconn_t *pc)
 	}
 	pc->state = CONN_SETUP;
 	pc->setup_step = 0;
+	pc->head_since_us = clock_mono_us();
 	pc->setup_failed = false;
 	pc->setup_loud = false;
 	pc->expect_null = false;
@@ -1295,7 +1324,8 @@ pgpool_destroy(pgpool_t *pool)
 }
 
 pgpool_query_t *
-pgpool_exec(pgpool_t *pool, int stmt, const char *const *params, pgpool_cb cb, void *ud)
+pgpool_exec(pgpool_t *pool, pgpool_batch_t *batch, int stmt, const char *const *params,
+            pgpool_cb cb, void *ud)
 {
 	pgpool_query_t *q;
 
@@ -1306,7 +1336,7 @@ pgpool_exec(pgpool_t *pool, int stmt, const char *const *params, pgpool_cb cb, v
 	if (!pool_accepting(pool)) {
 		return NULL;
 	}
-	if (pool_pick(pool) == NULL && pool->queue.n >= pool->cfg.queue_max) {
+	if (pool_pick(pool, 0, NULL) == NULL && pool->queue.n >= pool->cfg.queue_max) {
 		metrics_add(METRICS_DB_QUEUE_REJECTED, 1);
 		/* Under overload this happens per request: say it once a second. */
 		if (loop_now(pool->loop) >= pool->reject_log_next) {
@@ -1329,7 +1359,7 @@ pgpool_exec(pgpool_t *pool, int stmt, const char *const *params, pgpool_cb cb, v
 		loop_timer_start(pool->loop, &q->delay, pool->slow_ms);
 		return q;
 	}
-	query_dispatch(pool, q, false);
+	query_dispatch(pool, q, false, batch);
 	pool_gauges(pool);
 	return q;
 }

@@ -46,19 +46,23 @@ pgpool_t *pgpool_create(loop_t *loop, const pgpool_config_t *cfg);
  * gone), sends the cancel requests already decided, closes. */
 void      pgpool_destroy(pgpool_t *pool);
 
-/* Queues a prepared statement (params as text).  Returns NULL when the
- * queue is full or the pool has no connection and cannot get one soon
- * (the caller answers 503). */
-pgpool_query_t *pgpool_exec(pgpool_t *pool, int stmt, const char *const *params,
-                            pgpool_cb cb, void *ud);
+/* Statements sent together for one answer (a page): start zeroed, pass
+ * to each pgpool_exec of the batch, costliest first (pgpool_cost_us). */
+typedef struct pgpool_batch {
+	int64_t end_us; /* the work ahead of the batch's last answer, estimated */
+} pgpool_batch_t;
+
+/* Queues a prepared statement (params as text); batch may be NULL.
+ * Returns NULL when the queue is full or the pool has no connection and
+ * cannot get one soon (the caller answers 503). */
+pgpool_query_t *pgpool_exec(pgpool_t *pool, pgpool_batch_t *batch, int stmt,
+                            const char *const *params, pgpool_cb cb, void *ud);
 /* The caller no longer wants the answer: cb will not be called; a running
  * statement is cancelled on the server without blocking this loop. */
 void pgpool_cancel(pgpool_query_t *q);
 
-/* What stmt has cost the server lately, in microseconds (a moving
- * average; 0 before its first answer).  A caller sending several at once
- * sends the costliest first: each goes to the connection with the least
- * work ahead, so the costliest ones get connections of their own. */
+/* What stmt costs the server lately, in microseconds (a moving average;
+ * 0 before its first answer). */
 int64_t pgpool_cost_us(const pgpool_t *pool, int stmt);
 
 /* True when at least one connection is up (/readyz). */
