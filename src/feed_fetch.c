@@ -218,11 +218,11 @@ feed_fetch_t *
 feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_ms, int64_t now_us,
                  const feed_fetch_ops_t *ops, void *ud, int *http_status)
 {
-	char          upper[TIME_TEXT_MAX], lower[TIME_TEXT_MAX], limit[16];
-	const char   *params[FEED_SOURCE_NPARAMS];
-	int           order[FEED_SRC_COUNT];
+	char           upper[TIME_TEXT_MAX], lower[TIME_TEXT_MAX], limit[16];
+	const char    *params[FEED_SOURCE_NPARAMS];
+	int            order[FEED_SRC_COUNT];
 	pgpool_batch_t batch = { 0 };
-	feed_fetch_t *f = calloc(1, sizeof(*f));
+	feed_fetch_t  *f = calloc(1, sizeof(*f));
 
 	if (f != NULL)
 		f->page = feed_page_new(req->limit);
