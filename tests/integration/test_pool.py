@@ -199,12 +199,13 @@ class StoryReviewsLocked:
 
 def test_costly_statement_gets_a_connection_of_its_own(demo, feedd_factory):
     """The pool learns what each statement costs the server and a page
-    sends its costliest first, each to the connection with the least work
-    ahead.  Once story_reviews has been slow, it goes out alone on one of
-    the two connections and the other 14 on the other: none of them waits
-    behind it (in source order, with two connections, revised_proposals
-    and graduated would be queued behind it)."""
-    feedd = feedd_factory(workers=1, db_pool_size=2, db_query_timeout="20s")
+    sends its costliest first, to the connection with the least work
+    ahead, and the others where they answer before it.  Once story_reviews
+    has been slow, it goes out alone on one connection and the other 14
+    share one other connection of the four: none of them waits behind it
+    (in source order revised_proposals and graduated would), and the page
+    holds two of the server's backends, not four."""
+    feedd = feedd_factory(workers=1, db_pool_size=4, db_query_timeout="20s")
     poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
     for day in (1, 2):
         with StoryReviewsLocked(demo, feedd) as locked:
@@ -213,12 +214,19 @@ def test_costly_statement_gets_a_connection_of_its_own(demo, feedd_factory):
     before = source_answers(feedd)
     assert len(before) == 15, before
     others = [name for name in before if name != "story_reviews"]
+    poll("every connection idle", lambda: demo.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+        " AND state = 'idle'")[0][0] == 4)
+    start = demo.sql("SELECT clock_timestamp()")[0][0]
     with StoryReviewsLocked(demo, feedd) as locked:
         locked.send("/api/feed?limit=5&cursor=2100-01-03T00:00:00Z")
         answered = poll("the 14 others answered while story_reviews waits", lambda: (
             a := source_answers(feedd)) and all(a[n] == before[n] + 1 for n in others) and a,
             timeout=5)
         assert answered["story_reviews"] == before["story_reviews"]
+        used = demo.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
+                        " AND state_change >= %s", start)[0][0]
+        assert used == 2
 
 
 def test_config_refuses_a_queue_smaller_than_one_page(tmp_path, build_dir):
