@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from helpers import read_all
+
 
 def exchange(port, data, timeout=10.0, shut=False):
     """Sends data, reads until the server closes (or timeout).
@@ -150,12 +152,7 @@ def test_body_just_under_1mb_is_drained(feedd):
     data += b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
     s.sendall(data)
-    raw = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
+    raw = read_all(s)
     s.close()
     assert raw.count(b"HTTP/1.1 200 OK") == 2, raw[:500]
 
