@@ -107,6 +107,8 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
         assert status == 503, body
         detail = json.loads(body)["detail"]
         assert isinstance(detail, str) and "database" in detail, detail
+        # The database is up: the detail says the queue is the cause.
+        assert "busy" in detail and "queue full" in detail, detail
     for client in clients:
         client.settimeout(10)
         reply = b""
