@@ -519,7 +519,9 @@ conn_dispatch(conn_t *c)
 		router_error(c, 505, "only HTTP/1.0 and HTTP/1.1 are supported", NULL);
 		return;
 	}
-	if (request_finish(c, &why) < 0) {
+	if (request_finish(c, &why) < 0 ||
+	    (why = http_host_check(c->req.http_major, c->req.http_minor, c->req.headers,
+	                           c->req.headers_len)) != NULL) {
 		router_error(c, 400, why, NULL);
 		return;
 	}

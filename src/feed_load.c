@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "pgpool.h"
 #include "worker.h"
 
 /* Waiting for another process's fill: poll the shared entry, backing off,
@@ -419,9 +420,15 @@ fill_fetch(fill_t *f)
 		/* Reported from a timer so no callback runs inside feed_load_start. */
 		f->state = FILL_FAILING;
 		f->fail_status = status;
-		snprintf(f->fail_detail, sizeof(f->fail_detail), "%s",
-		         status == 503 ? "database busy or unavailable, try again"
-		                       : "could not start the feed queries");
+		/* A 503 is the pool refusing the page, and the pool knows whether
+		 * the database is down or only busy. */
+		if (status == 503)
+			snprintf(f->fail_detail, sizeof(f->fail_detail), "%s, try again",
+			         f->w->pool != NULL ? pgpool_error(f->w->pool)
+			                            : "no database connection");
+		else
+			snprintf(f->fail_detail, sizeof(f->fail_detail),
+			         "could not start the feed queries");
 		loop_timer_start(f->w->loop, &f->timer, 0);
 	}
 }

@@ -180,6 +180,76 @@ http_query_param(const char *query, size_t len, const char *name, char **out, bo
 	return 1;
 }
 
+/* RFC 3986 unreserved and sub-delims: what a reg-name (and an IPvFuture
+ * literal) is made of, besides percent-escapes. */
+static bool
+host_char(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("-._~!$&'()*+,;=", ch) != NULL);
+}
+
+/* uri-host [ ":" port ], or empty (RFC 9110 section 7.2). */
+static bool
+host_value_ok(const char *v)
+{
+	const char *p = v;
+
+	if (*p == '[') {
+		/* IP-literal: an IPv6 address (hex digits, ':' and '.') or an
+		 * IPvFuture, which may use any unreserved or sub-delim too. */
+		for (p++; *p != ']'; p++)
+			if (*p != ':' && !host_char((unsigned char)*p))
+				return false;
+		if (p == v + 1)
+			return false;
+		p++;
+	} else {
+		for (; *p != '\0' && *p != ':'; p++) {
+			if (*p == '%') {
+				if (hex_value((unsigned char)p[1]) < 0 ||
+				    hex_value((unsigned char)p[2]) < 0)
+					return false;
+				p += 2;
+			} else if (!host_char((unsigned char)*p)) {
+				return false;
+			}
+		}
+	}
+	if (*p == ':')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	return *p == '\0';
+}
+
+const char *
+http_host_check(int http_major, int http_minor, const char *headers, size_t len)
+{
+	const char *p = headers, *end = headers != NULL ? headers + len : NULL, *host = NULL;
+	int hosts = 0;
+
+	while (p < end) {
+		const char *value = p + strlen(p) + 1;
+
+		if (value >= end)
+			break;
+		if (strcasecmp(p, "Host") == 0 && hosts++ == 0)
+			host = value;
+		p = value + strlen(value) + 1;
+	}
+	if (hosts > 1)
+		return "more than one Host header";
+	if (hosts == 0) {
+		/* HTTP/1.0 predates Host: its clients may leave it out. */
+		if (http_major < 1 || (http_major == 1 && http_minor < 1))
+			return NULL;
+		return "an HTTP/1.1 request needs a Host header";
+	}
+	if (!host_value_ok(host))
+		return "malformed Host header";
+	return NULL;
+}
+
 /* clang-format off */
 static const struct {
 	const char *ext;

@@ -17,6 +17,13 @@ long http_percent_decode(char *dst, const char *src, size_t len, bool plus_is_sp
  * encoding.  A parameter given twice: the first wins (*dup is set). */
 int  http_query_param(const char *query, size_t len, const char *name, char **out, bool *dup);
 
+/* RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host
+ * header, and no request more than one; its value is a uri-host with an
+ * optional port, or empty.  headers: the request's "name\0value\0" pairs
+ * (request_t).  Returns NULL when the request passes, else why it does not
+ * (the detail of its 400). */
+const char *http_host_check(int http_major, int http_minor, const char *headers, size_t len);
+
 /* Content-Type for a file name ("app.js" -> "text/javascript; charset=utf-8"). */
 const char *http_mime_type(const char *path);
 

@@ -9,6 +9,10 @@
                  .reset_stats() .statements(like) .count_statements(like)
   feedd_factory  (function) feedd_factory(**config_overrides) -> Feedd
   feedd          (function) feedd_factory() with the defaults
+  demo           (module) pg with sql/demo-data.sql (scale tiny) loaded
+                 afresh for the module (after pg.reset_data())
+
+Helpers that are not fixtures (poll, metric, raw HTTP...) are in helpers.py.
 
 Feedd: .port .pid (master) .url(path) .get(path, headers=None) and
 .request(method, path, headers, body) -> (status, headers, body bytes),
@@ -114,6 +118,13 @@ def pg():
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def demo(pg, repo_root):
+    pg.reset_data()
+    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
+    yield pg
 
 
 @pytest.fixture(autouse=True)

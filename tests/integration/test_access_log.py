@@ -11,17 +11,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from test_metrics import (cold_path, poll, read_all, request_bytes, requests_delta, scrape,
-                          settle, split_response, wait_pools)
+from helpers import (cold_path, poll, read_all, request_bytes, requests_delta, scrape, settle,
+                     split_response, wait_pools)
 
 AGENT = "access-log-test/1"
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from helpers import metric
+
 NPAGES = 100_000
 SOCKETS = 16         # connections, each with BATCH requests pipelined
 BATCH = 50
@@ -122,15 +124,6 @@ def memory(pid):
             if k in ("RssAnon", "RssShmem"):
                 out[k] = int(v.split()[0]) * 1024
     return out
-
-
-def metric(feedd, name):
-    status, _, body = feedd.get("/metrics")
-    assert status == 200, body
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    pytest.fail(f"/metrics has no {name}")
 
 
 def test_flood_of_distinct_cursors_stays_within_cache_size(empty, feedd_factory):

@@ -12,42 +12,13 @@ import json
 import os
 import signal
 import threading
-import time
 
-import pytest
+from helpers import poll, wait_ready
 
 PATH = "/api/feed?limit=7"
 STALL = {"FEEDD_TEST_CACHE_STALL_WRITE": "1"}
 # x86-64 and arm64 syscall numbers of nanosleep / clock_nanosleep: sleep(3).
 SLEEP_SYSCALLS = {"35", "230", "101", "115"}
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def wait_for(what, cond, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def wait_ready(feedd):
-    """/readyz 200 several times in a row: both workers' pools, most likely."""
-    ok = 0
-    deadline = time.monotonic() + 10
-    while ok < 6:
-        if time.monotonic() > deadline:
-            pytest.fail(f"/readyz not 200\n{feedd.logs()}")
-        ok = ok + 1 if feedd.get("/readyz")[0] == 200 else 0
-        time.sleep(0.02)
 
 
 def sleeping_in_syscall(pid):
@@ -75,10 +46,10 @@ def start_stalled_fill(feedd):
 
     t = threading.Thread(target=request, daemon=True)
     t.start()
-    wait_for("the hook to stall the cache write",
-             lambda: "stalling the write" in feedd.error_log(), timeout=15)
-    stalled = wait_for("a worker sleeping in the hook",
-                       lambda: [p for p in feedd.worker_pids() if sleeping_in_syscall(p)])
+    poll("the hook to stall the cache write",
+         lambda: "stalling the write" in feedd.error_log(), timeout=15)
+    stalled = poll("a worker sleeping in the hook",
+                   lambda: [p for p in feedd.worker_pids() if sleeping_in_syscall(p)])
     assert len(stalled) == 1, stalled
     t.outcome = outcome
     return stalled[0], t
@@ -105,16 +76,16 @@ def test_killed_writer_is_reaped_and_the_key_refilled(demo, feedd_factory):
     assert "answer" not in t.outcome, "the client of the stalled fill got no page"
     # The master reaps the worker and, with it, the half-written slot and
     # the fill lease the worker held; then it starts a new worker.
-    log = wait_for("the master to report the reaped cache write",
-                   lambda: "\n".join(l for l in feedd.error_log().splitlines()
-                                     if str(stalled) in l and "cache" in l
-                                     and "writing" in l))
+    log = poll("the master to report the reaped cache write",
+               lambda: "\n".join(l for l in feedd.error_log().splitlines()
+                                 if str(stalled) in l and "cache" in l
+                                 and "writing" in l))
     assert "dropped" in log, log
-    wait_for("the lease to be reported freed",
-             lambda: any(str(stalled) in l and "lease" in l
-                         for l in feedd.error_log().splitlines()))
-    wait_for("a new worker", lambda: len(feedd.worker_pids()) == 2
-             and stalled not in feedd.worker_pids())
+    poll("the lease to be reported freed",
+         lambda: any(str(stalled) in l and "lease" in l
+                     for l in feedd.error_log().splitlines()))
+    poll("a new worker", lambda: len(feedd.worker_pids()) == 2
+         and stalled not in feedd.worker_pids())
 
     # Nothing of the dead writer is left: the next request fills the key
     # (a miss now, not a wait for a dead lease and a page nobody stores),
@@ -147,11 +118,11 @@ def test_readers_never_see_the_half_written_entry(demo, feedd_factory):
 
     os.kill(stalled, signal.SIGKILL)
     t.join(30)
-    wait_for("the master to reap the worker",
-             lambda: any(str(stalled) in l for l in feedd.error_log().splitlines()
-                         if "master" in l or "worker" in l))
-    wait_for("a new worker", lambda: len(feedd.worker_pids()) == 2
-             and stalled not in feedd.worker_pids())
+    poll("the master to reap the worker",
+         lambda: any(str(stalled) in l for l in feedd.error_log().splitlines()
+                     if "master" in l or "worker" in l))
+    poll("a new worker", lambda: len(feedd.worker_pids()) == 2
+         and stalled not in feedd.worker_pids())
     for _ in range(10):
         _, body = page(feedd)
         assert body in bodies

@@ -4,9 +4,9 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 from conftest import FEEDD_BIN, SANITIZER_ENV
+from helpers import wait_until
 
 
 def run(*args, cwd=None):
@@ -15,16 +15,6 @@ def run(*args, cwd=None):
         env.setdefault(k, v)
     return subprocess.run([str(FEEDD_BIN)] + [str(a) for a in args], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=30, stdin=subprocess.DEVNULL)
-
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    return pred()
 
 
 def package_version(repo_root):

@@ -9,38 +9,10 @@ import time
 
 import pytest
 
+from helpers import feed_tables_locked, feedd_conns, lock_waiters, metric, poll, readyz_everywhere
+
 WORKERS = 2
 POOL = 2
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def feedd_conns(pg):
-    return pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'")[0][0]
-
-
-def poll(what, cond, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def ready_everywhere(feedd, n=10):
-    """/readyz 200 n times in a row: every worker most likely, since each
-    request goes to whichever worker accepts it."""
-    for _ in range(n):
-        if feedd.get("/readyz")[0] != 200:
-            return False
-    return True
 
 
 def assert_json_error(status, body, statuses):
@@ -48,15 +20,6 @@ def assert_json_error(status, body, statuses):
     doc = json.loads(body)
     assert isinstance(doc.get("detail"), str) and doc["detail"], doc
     return doc["detail"]
-
-
-def metric(feedd, name):
-    status, _, body = feedd.get("/metrics")
-    assert status == 200, body
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    pytest.fail(f"no {name} in /metrics")
 
 
 def test_starts_and_serves_healthz_while_db_is_down(demo, feedd_factory):
@@ -74,7 +37,7 @@ def test_starts_and_serves_healthz_while_db_is_down(demo, feedd_factory):
         assert feedd.worker_pids() == workers, "no worker died"
     finally:
         demo.start()
-    poll("/readyz 200 after the database came up", lambda: ready_everywhere(feedd))
+    poll("/readyz 200 after the database came up", lambda: readyz_everywhere(feedd, 200))
     status, _, body = feedd.get("/api/feed?limit=3")
     assert status == 200, body
     assert feedd.worker_pids() == workers
@@ -112,7 +75,7 @@ class Load(threading.Thread):
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_db_stopped_mid_load_then_recovers(demo, feedd_factory, mode):
     feedd = feedd_factory(workers=WORKERS, db_pool_size=POOL, db_reconnect_max="500ms")
-    poll("ready", lambda: ready_everywhere(feedd))
+    poll("ready", lambda: readyz_everywhere(feedd, 200))
     workers = feedd.worker_pids()
     load = Load(feedd)
     load.start()
@@ -123,7 +86,7 @@ def test_db_stopped_mid_load_then_recovers(demo, feedd_factory, mode):
         time.sleep(1.5)
         load.phase = "restarting"
         demo.start()
-        poll("/readyz 200 after the restart", lambda: ready_everywhere(feedd))
+        poll("/readyz 200 after the restart", lambda: readyz_everywhere(feedd, 200))
         load.phase = "after"
         time.sleep(0.5)
     finally:
@@ -156,27 +119,17 @@ def test_stuck_statement_is_cancelled(demo, feedd_factory):
     cancel requests (the statements end "due to user request", not by the
     server's statement_timeout backstop) and no feedd backend keeps waiting."""
     feedd = feedd_factory(workers=1, db_pool_size=POOL, db_query_timeout="1s")
-    poll("ready", lambda: ready_everywhere(feedd, 3))
+    poll("ready", lambda: readyz_everywhere(feedd, 200, 3))
     cancelled_before = metric(feedd, "feedd_db_cancelled_total")
     with open(demo.logfile, "rb") as f:
         log_start = len(f.read())
 
-    tables = demo.tables()
-    assert tables
-    locker = demo.connect()
-    try:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in tables)
-                       + " IN ACCESS EXCLUSIVE MODE")
+    assert demo.tables()
+    with feed_tables_locked(demo):
         status, _, body = feedd.get("/api/feed?limit=12&cursor=2100-01-03T00:00:00Z")
         detail = assert_json_error(status, body, {504})
         assert "time" in detail, detail
-        poll("no feedd backend waiting for the lock", lambda: demo.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
-            " AND wait_event_type = 'Lock'")[0][0] == 0, timeout=5)
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
+        poll("no feedd backend waiting for the lock", lambda: lock_waiters(demo) == 0, timeout=5)
 
     def cancelled_in_log():
         with open(demo.logfile, "rb") as f:

@@ -10,35 +10,11 @@ from urllib.parse import quote
 
 import pytest
 
-# Every feed statement takes the four feed parameters; nothing else feedd
-# runs does (its session setup is SET statements), so "$4" in the text of
-# pg_stat_statements picks out exactly the 15 feed statements.
-FEED_STATEMENTS = "%$4%"
-NSOURCES = 15
+from helpers import FEED_STATEMENTS, NSOURCES, get_many, statements_settled, wait_ready
 
 # A cursor after every demo row: the page is "the newest items", under a
 # cache key of its own (unlike the first page, which other tests request).
 FUTURE = "2100-01-01T00:00:00"
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def wait_ready(feedd, timeout=10.0):
-    """Until /readyz answers 200 several times in a row (both workers, most likely)."""
-    deadline = time.monotonic() + timeout
-    ok = 0
-    while time.monotonic() < deadline:
-        status, _, _ = feedd.get("/readyz")
-        ok = ok + 1 if status == 200 else 0
-        if ok >= 6:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"/readyz not 200 within {timeout}s\n{feedd.logs()}")
 
 
 def feed(feedd, query=""):
@@ -50,19 +26,6 @@ def feed(feedd, query=""):
     except ValueError:
         pytest.fail(f"/api/feed{query}: {status} body is not JSON: {body[:300]!r}")
     return status, headers.get("x-cache"), doc
-
-
-def feed_statements(pg, expect, timeout=5.0):
-    """The feed statements' (query, calls) once at least `expect` calls are
-    counted.  The server records a statement when its transaction ends,
-    which may be just after feedd has its rows: poll, then settle."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pg.count_statements(FEED_STATEMENTS) >= expect:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
-    return pg.statements(FEED_STATEMENTS)
 
 
 def assert_422(feedd, query, field):
@@ -177,32 +140,14 @@ def test_cold_page_is_exactly_15_statements(demo, feedd):
     demo.reset_stats()
     status, cache, doc = feed(feedd, f"?limit=9&cursor={FUTURE}Z")
     assert (status, cache) == (200, "miss"), doc
-    rows = feed_statements(demo, NSOURCES)
+    statements_settled(demo, NSOURCES)
+    rows = demo.statements(FEED_STATEMENTS)
     assert sum(calls for _, calls in rows) == NSOURCES, rows
 
     # A hit costs the database nothing.
     status, cache, _ = feed(feedd, f"?limit=9&cursor={FUTURE}Z")
     assert (status, cache) == (200, "hit")
     assert demo.count_statements(FEED_STATEMENTS) == NSOURCES
-
-
-async def _get_raw(port, path):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    return status, headers.get("x-cache"), body
-
-
-async def _many(port, path, n):
-    return await asyncio.gather(*(_get_raw(port, path) for _ in range(n)))
 
 
 def test_single_flight_across_workers(demo, feedd_factory):
@@ -212,14 +157,15 @@ def test_single_flight_across_workers(demo, feedd_factory):
     feedd = feedd_factory(workers=2, env={"FEEDD_TEST_SLOW_SOURCE": "worlds:1000"})
     wait_ready(feedd)
     demo.reset_stats()
-    results = asyncio.run(_many(feedd.port, f"/api/feed?limit=11&cursor={FUTURE}Z", 500))
+    results = asyncio.run(get_many(feedd.port, f"/api/feed?limit=11&cursor={FUTURE}Z", 500))
     statuses = [r[0] for r in results]
     assert statuses == [200] * 500, sorted(set(statuses))
     assert len({r[2] for r in results}) == 1, "every response is the same page"
-    caches = [r[1] for r in results]
+    caches = [r[1].get("x-cache") for r in results]
     assert caches.count("miss") == 1, {c: caches.count(c) for c in set(caches)}
     assert caches.count("hit") == 499
-    rows = feed_statements(demo, NSOURCES)
+    statements_settled(demo, NSOURCES)
+    rows = demo.statements(FEED_STATEMENTS)
     assert sum(calls for _, calls in rows) == NSOURCES, rows
 
 

@@ -96,26 +96,27 @@ class Db:
         self.conn.close()
 
 
+def _modelled_db(request, pg, repo_root, statements, kind, data):
+    """A database of its own with `data` loaded (with or without the
+    indexes, as request.param says) and its Model; dropped afterwards."""
+    name = _make_db(pg, repo_root, f"feedd_sql_{kind}_{request.param}",
+                    request.param == "indexes", data)
+    db = Db(pg, name, statements)
+    db.model = Model(db)
+    yield db
+    db.close()
+    pg.psql("-c", f'DROP DATABASE "{name}"', dbname="postgres")
+
+
 @pytest.fixture(scope="module", params=["indexes", "no_indexes"])
 def golden(request, pg, repo_root, statements):
-    name = _make_db(pg, repo_root, f"feedd_sql_golden_{request.param}",
-                    request.param == "indexes", "golden")
-    db = Db(pg, name, statements)
-    db.model = Model(db)
-    yield db
-    db.close()
-    pg.psql("-c", f'DROP DATABASE "{name}"', dbname="postgres")
+    yield from _modelled_db(request, pg, repo_root, statements, "golden", "golden")
 
 
+# Not conftest's demo: a database of its own, built by _make_db.
 @pytest.fixture(scope="module", params=["indexes", "no_indexes"])
 def demo(request, pg, repo_root, statements):
-    name = _make_db(pg, repo_root, f"feedd_sql_demo_{request.param}",
-                    request.param == "indexes", "tiny")
-    db = Db(pg, name, statements)
-    db.model = Model(db)
-    yield db
-    db.close()
-    pg.psql("-c", f'DROP DATABASE "{name}"', dbname="postgres")
+    yield from _modelled_db(request, pg, repo_root, statements, "demo", "tiny")
 
 
 # --- the model: FEED-SEMANTICS over whole tables ----------------------------

@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from helpers import read_all
+
 
 def exchange(port, data, timeout=10.0, shut=False):
     """Sends data, reads until the server closes (or timeout).
@@ -92,6 +94,53 @@ def test_bad_target_is_400(feedd, target):
     detail(headers, body)
 
 
+# RFC 9112 section 3.2: a Host header is required in HTTP/1.1, at most one
+# in any version, and it must be a host[:port].
+def test_http11_without_host_is_400(feedd):
+    status, headers, body, _ = exchange(feedd.port, "GET /healthz HTTP/1.1\r\n\r\n")
+    assert status == 400, body
+    assert "Host" in detail(headers, body)
+
+
+def test_http10_without_host_is_served(feedd):
+    status, _, body, _ = exchange(feedd.port, "GET /healthz HTTP/1.0\r\n\r\n")
+    assert status == 200, body
+    assert json.loads(body) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+def test_two_host_headers_is_400(feedd, version):
+    status, headers, body, _ = exchange(
+        feedd.port, f"GET /healthz {version}\r\nHost: a\r\nAccept: */*\r\nhost: b\r\n\r\n")
+    assert status == 400, body
+    assert "Host" in detail(headers, body)
+
+
+@pytest.mark.parametrize("host", ["a b", "example.com/x", "user@example.com", "t:80x", "[::1"])
+def test_malformed_host_is_400(feedd, host):
+    status, headers, body, _ = exchange(feedd.port,
+                                        f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n")
+    assert status == 400, body
+    assert "Host" in detail(headers, body)
+
+
+@pytest.mark.parametrize("host", ["example.com:8080", "127.0.0.1", "[::1]:8080", ""])
+def test_well_formed_host_is_served(feedd, host):
+    status, _, body, _ = exchange(feedd.port, f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n")
+    assert status == 200, body
+
+
+def test_missing_host_keeps_the_connection_usable(feedd):
+    # The request is framed like any other: only it is refused.
+    s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n"
+              b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    raw = read_all(s)
+    s.close()
+    assert raw.startswith(b"HTTP/1.1 400 "), raw[:300]
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == 1, raw[:600]
+
+
 @pytest.mark.parametrize("path", ["/api/nothing", "/api", "/api/feedx", "/api/feed/streamx",
                                   "/no/such/file.html"])
 def test_unknown_path_is_404_json(feedd, path):
@@ -150,12 +199,7 @@ def test_body_just_under_1mb_is_drained(feedd):
     data += b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
     s.sendall(data)
-    raw = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
+    raw = read_all(s)
     s.close()
     assert raw.count(b"HTTP/1.1 200 OK") == 2, raw[:500]
 

@@ -4,6 +4,8 @@ import json
 import socket
 import time
 
+from helpers import read_all
+
 
 def open_served(port):
     """A connection that has been accepted and answered, kept open."""
@@ -15,19 +17,6 @@ def open_served(port):
         assert chunk, f"closed before answering: {got!r}"
         got += chunk
     return s
-
-
-def read_all(s):
-    got = b""
-    try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-    except ConnectionResetError:
-        pass
-    return got
 
 
 def test_over_the_limit_gets_503(feedd_factory):

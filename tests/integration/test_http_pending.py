@@ -9,6 +9,8 @@ import json
 import socket
 import time
 
+from helpers import read_all, split_response
+
 SLOW = {"FEEDD_TEST_SLOW_SOURCE": "worlds:1500"}
 
 
@@ -77,17 +79,10 @@ def test_stream_is_delimited_by_close(feedd_factory):
     s = socket.create_connection(("127.0.0.1", f.port), timeout=20)
     s.sendall(b"GET /api/feed/stream?limit=5 HTTP/1.1\r\nHost: t\r\n\r\n"
               b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_all(s)
     s.close()
-    head, _, body = got.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
-    assert lines[0].startswith("HTTP/1.1 200 ")
+    assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+    _, headers, body = split_response(got)
     assert headers["content-type"].startswith("text/event-stream")
     assert "content-length" not in headers
     assert headers["connection"] == "close"

@@ -5,22 +5,7 @@ names, and the renamed files stop growing.  Twice, as logrotate would."""
 import re
 import signal
 
-from test_metrics import connections_on_every_worker, poll
-
-
-def ask(sock, path):
-    """One keep-alive request on a connection a known worker holds."""
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return int(head.split()[1])
+from helpers import connections_on_every_worker, keepalive_get, poll
 
 
 def read(path):
@@ -39,7 +24,7 @@ def test_usr1_reopens_both_logs_in_every_process(feedd_factory):
         assert len(socks) == 2
         try:
             for i, s in enumerate(socks):
-                assert ask(s, f"/healthz?before-{rotation}-{i}") == 200
+                assert keepalive_get(s, f"/healthz?before-{rotation}-{i}") == 200
             # A line is written just after its response is sent.
             poll("the lines before the rotation", lambda: all(
                 f"before-{rotation}-{i}" in read(access) for i in range(2)))
@@ -55,7 +40,7 @@ def test_usr1_reopens_both_logs_in_every_process(feedd_factory):
             for i, s in enumerate(socks):
                 n = iter(range(10**6))
                 poll(f"worker {i} writing the new access log",
-                     lambda: ask(s, f"/healthz?probe-{rotation}-{i}-{next(n)}") == 200
+                     lambda: keepalive_get(s, f"/healthz?probe-{rotation}-{i}-{next(n)}") == 200
                      and f"probe-{rotation}-{i}-" in read(access))
             # The master writes its own next line to the new error log.
             f.signal(signal.SIGUSR2)
@@ -64,7 +49,7 @@ def test_usr1_reopens_both_logs_in_every_process(feedd_factory):
 
             sizes = old_error.stat().st_size, old_access.stat().st_size
             for i, s in enumerate(socks):
-                assert ask(s, f"/healthz?after-{rotation}-{i}") == 200
+                assert keepalive_get(s, f"/healthz?after-{rotation}-{i}") == 200
                 # A malformed request makes the worker log a line (and
                 # close the connection).
                 s.sendall(b"BLAH\r\n\r\n")

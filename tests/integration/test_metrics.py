@@ -17,202 +17,16 @@ import subprocess
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from helpers import (Scrape, cold_path, connections_on_every_worker, delta, feed_tables_locked,
+                     keepalive_get, poll, raw_get, read_all, request_bytes, requests_delta,
+                     scrape, settle, split_response, wait_pools)
 
 SOURCES = {"worlds", "proposals", "validations", "aspects", "actions", "dwellers", "agents",
            "stories", "revised_stories", "reviews", "story_reviews", "resolved_feedback",
            "revised_proposals", "revised_aspects", "graduated"}
 HISTOGRAMS = ("feedd_feed_complete_seconds", "feedd_stream_first_item_seconds",
               "feedd_stream_complete_seconds", "feedd_source_query_seconds", "feedd_page_items")
-DB_POOL_SIZE = 4  # the default of db_pool_size
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def poll(what, cond, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-def cold_path(i, limit=None, stream=False):
-    """A page nobody asked for yet: a cursor of its own after every row."""
-    endpoint = "/api/feed/stream" if stream else "/api/feed"
-    return (f"{endpoint}?limit={limit or 3 + i % 10}"
-            f"&cursor=2100-{1 + i // 28 % 12:02d}-{1 + i % 28:02d}T00:00:00Z")
-
-
-# --- scraping -----------------------------------------------------------------
-
-
-class Scrape:
-    """One /metrics answer, read by prometheus_client's parser."""
-
-    def __init__(self, text, raw_len=0):
-        self.text = text
-        self.raw_len = raw_len  # bytes of the whole HTTP response, when known
-        self.families = {}
-        self.values = {}
-        for fam in text_string_to_metric_families(text):
-            assert fam.name not in self.families, f"family {fam.name} twice"
-            self.families[fam.name] = fam
-            for s in fam.samples:
-                key = (s.name, tuple(sorted(s.labels.items())))
-                assert key not in self.values, f"series {key} twice"
-                self.values[key] = s.value
-
-    def get(self, name, **labels):
-        """A sample's value; a series not (yet) shown counts 0."""
-        return self.values.get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def series(self, name):
-        return [(dict(k[1]), v) for k, v in self.values.items() if k[0] == name]
-
-    def cumulative(self):
-        """The samples that may only grow: counters and histograms."""
-        out = {}
-        for fam in self.families.values():
-            if fam.type in ("counter", "histogram"):
-                for s in fam.samples:
-                    out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
-
-
-def scrape(f):
-    status, headers, body = f.get("/metrics")
-    assert status == 200, body
-    assert headers["content-type"].replace(" ", "").startswith("text/plain;version=0.0.4"), \
-        headers["content-type"]
-    return Scrape(body.decode())
-
-
-def delta(before, after, name, **labels):
-    return after.get(name, **labels) - before.get(name, **labels)
-
-
-def settle(f, what, cond):
-    """The first scrape for which cond(scrape) holds.  A request is counted
-    when its response is on the wire, and the client may read it (and ask
-    another worker for /metrics) a moment before that."""
-    return poll(what, lambda: cond(s := scrape(f)) and s)
-
-
-def requests_delta(before, after, endpoint, code):
-    return delta(before, after, "feedd_http_requests_total", endpoint=endpoint, code=code)
-
-
-def pools_ready(f, workers, size):
-    s = scrape(f)
-    return (s.get("feedd_db_connections", state="idle")
-            + s.get("feedd_db_connections", state="busy") == workers * size)
-
-
-def wait_pools(f, workers=2, size=DB_POOL_SIZE):
-    """Every worker's pool connected (so no page meets a pool starting up)."""
-    poll("every pool connection up", lambda: pools_ready(f, workers, size))
-
-
-# --- raw HTTP and which worker holds a connection -------------------------------
-
-
-def read_all(sock):
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-
-
-def split_response(data):
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip()
-               for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
-
-
-def request_bytes(path, method="GET"):
-    return f"{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
-
-
-def raw_get(f, path, method="GET"):
-    """The whole response, every byte, on a connection of its own."""
-    with socket.create_connection(("127.0.0.1", f.port), timeout=10) as s:
-        s.sendall(request_bytes(path, method))
-        return read_all(s)
-
-
-def socket_owners(f, socks):
-    """For each client socket, the pid of the worker holding the other end
-    (None while it waits in the backlog)."""
-    ports = {s.getsockname()[1] for s in socks}
-    inode_of_port = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as fh:
-                rows = fh.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local = int(fields[1].rsplit(":", 1)[1], 16)
-            remote = int(fields[2].rsplit(":", 1)[1], 16)
-            if local == f.port and remote in ports and fields[3] == "01":
-                inode_of_port[remote] = fields[9]
-    pid_of_inode = {}
-    for pid in f.worker_pids():
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                pid_of_inode[link[8:-1]] = pid
-    return [pid_of_inode.get(inode_of_port.get(s.getsockname()[1])) for s in socks]
-
-
-def connections_on_every_worker(f, each, workers=2, limit=200):
-    """{worker pid: [each connected sockets it accepted]}.  Idle workers
-    take turns badly (the first waiter wins), so this relies on
-    max_connections being small: a worker near it leaves new connections
-    to the others.  Surplus connections are closed again."""
-    socks, owners = [], []
-    while True:
-        s = socket.create_connection(("127.0.0.1", f.port), timeout=10)
-        socks.append(s)
-        owner = poll("a worker to accept a connection",
-                     lambda: socket_owners(f, [s])[0], timeout=5, interval=0.005)
-        owners.append(owner)
-        by_pid = {}
-        for sock, pid in zip(socks, owners):
-            by_pid.setdefault(pid, []).append(sock)
-        if len(by_pid) >= workers and all(len(v) >= each for v in by_pid.values()):
-            break
-        if len(socks) >= limit:
-            for sock in socks:
-                sock.close()
-            pytest.fail(f"{limit} connections did not reach {workers} workers "
-                        f"{each} times each: {[len(v) for v in by_pid.values()]}")
-    for pid in by_pid:
-        for sock in by_pid[pid][each:]:
-            sock.close()
-        by_pid[pid] = by_pid[pid][:each]
-    return by_pid
 
 
 # --- the exposition itself -------------------------------------------------------
@@ -454,19 +268,19 @@ def test_every_byte_sent_is_counted(demo, feedd):
 
     wait_pools(feedd)
     # Start from a scrape that found every earlier byte counted.
-    first = raw_get(feedd, "/metrics")
+    first = raw_get(feedd.port, "/metrics")
     while True:
-        prev, first = first, raw_get(feedd, "/metrics")
+        prev, first = first, raw_get(feedd.port, "/metrics")
         if counted(first) == counted(prev) + len(prev):
             break
     base = counted(first)
     expected = base + len(first)
     for path in ("/healthz", cold_path(40), cold_path(40), "/api/feed?limit=x", "/api/nope",
                  cold_path(41, stream=True), "/"):
-        expected += len(raw_get(feedd, path))
-    expected += len(raw_get(feedd, "/healthz", method="HEAD"))
+        expected += len(raw_get(feedd.port, path))
+    expected += len(raw_get(feedd.port, "/healthz", method="HEAD"))
     while True:
-        data = raw_get(feedd, "/metrics")
+        data = raw_get(feedd.port, "/metrics")
         got = counted(data)
         assert got <= expected, f"{got - expected} bytes counted that nobody read"
         if got == expected:
@@ -612,13 +426,11 @@ class LockedPages:
 
     def __init__(self, pg, f):
         self.pg, self.f = pg, f
-        self.locker = pg.connect()
+        self.locked = feed_tables_locked(pg)
         self.clients = []
 
     def __enter__(self):
-        self.locker.execute("BEGIN")
-        self.locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in self.pg.tables())
-                            + " IN ACCESS EXCLUSIVE MODE")
+        self.locked.__enter__()
         for i in (100, 102):
             client = socket.create_connection(("127.0.0.1", self.f.port), timeout=10)
             client.sendall(request_bytes(cold_path(i)))
@@ -634,8 +446,7 @@ class LockedPages:
 
     def __exit__(self, *exc):
         self.leave()
-        self.locker.execute("ROLLBACK")
-        self.locker.close()
+        self.locked.__exit__(*exc)
 
 
 def single_connection_feedd(feedd_factory):
@@ -692,13 +503,7 @@ def test_killed_workers_keep_every_total(demo, feedd_factory):
     # the connections stay open after their request.
     for i, socks in enumerate(by_worker.values()):
         for s in socks:
-            s.sendall(f"GET {cold_path(110 + i)} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(65536)
-                assert chunk, "connection closed"
-                data += chunk
-            assert data.startswith(b"HTTP/1.1 200"), data[:200]
+            assert keepalive_get(s, cold_path(110 + i)) == 200
     poll("5 open connections", lambda: scrape(f).get("feedd_open_connections") == 5)
     before = settle(f, "the 4 pages counted", lambda b: b.get(
         "feedd_http_requests_total", endpoint="feed", code="200") >= 4)

@@ -7,38 +7,9 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def feedd_conns(pg):
-    return pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'")[0][0]
-
-
-def poll(what, cond, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def readyz_everywhere(feedd, want, n=10):
-    """/readyz answers `want` n times in a row (every worker, most likely)."""
-    for _ in range(n):
-        if feedd.get("/readyz")[0] != want:
-            return False
-    return True
+from helpers import (FEED_STATEMENTS, NSOURCES, feed_tables_locked, feedd_conns, lock_waiters,
+                     poll, readyz_everywhere)
 
 
 def db_connection_gauges(feedd):
@@ -113,12 +84,8 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
     waiting = ["/api/feed?limit=5&cursor=2100-01-01T00:00:00Z",
                "/api/feed?limit=5&cursor=2100-01-02T00:00:00Z"]
     refused = "/api/feed?limit=5&cursor=2100-01-03T00:00:00Z"
-    locker = demo.connect()
     clients = []
-    try:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in demo.tables())
-                       + " IN ACCESS EXCLUSIVE MODE")
+    with feed_tables_locked(demo):
         demo.reset_stats()
         def send(path):
             client = socket.create_connection(("127.0.0.1", feedd.port))
@@ -130,9 +97,8 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
             return int(m.group(1))
 
         send(waiting[0])
-        poll("the first page's statements waiting for the lock", lambda: demo.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
-            " AND wait_event_type = 'Lock'")[0][0] > 0, timeout=5)
+        poll("the first page's statements waiting for the lock",
+             lambda: lock_waiters(demo) > 0, timeout=5)
         # The whole page went out on the one connection: one round trip.
         assert queued() == 0
         send(waiting[1])
@@ -141,9 +107,8 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
         assert status == 503, body
         detail = json.loads(body)["detail"]
         assert isinstance(detail, str) and "database" in detail, detail
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
+        # The database is up: the detail says the queue is the cause.
+        assert "busy" in detail and "queue full" in detail, detail
     for client in clients:
         client.settimeout(10)
         reply = b""
@@ -154,7 +119,7 @@ def test_page_that_cannot_be_queued_is_503_and_costs_nothing(demo, feedd_factory
         client.close()
         assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     # Only the two waiting pages' statements ran: the refused page cost nothing.
-    assert demo.count_statements("%$4%") == 30
+    assert demo.count_statements(FEED_STATEMENTS) == 2 * NSOURCES
     assert feedd.get("/healthz")[0] == 200
 
 
@@ -250,23 +215,12 @@ def test_client_gone_cancels_its_statements(demo, feedd_factory):
     with open(demo.logfile, "rb") as f:
         log_start = len(f.read())
 
-    locker = demo.connect()
-    try:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE " + ", ".join(f'public."{t}"' for t in demo.tables())
-                       + " IN ACCESS EXCLUSIVE MODE")
+    with feed_tables_locked(demo):
         client = socket.create_connection(("127.0.0.1", feedd.port))
         client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-        poll("feedd's statements waiting for the lock", lambda: demo.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
-            " AND wait_event_type = 'Lock'")[0][0] > 0, timeout=5)
+        poll("feedd's statements waiting for the lock", lambda: lock_waiters(demo) > 0, timeout=5)
         client.close()
-        poll("no feedd backend waiting for the lock", lambda: demo.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
-            " AND wait_event_type = 'Lock'")[0][0] == 0, timeout=10)
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
+        poll("no feedd backend waiting for the lock", lambda: lock_waiters(demo) == 0, timeout=10)
 
     with open(demo.logfile, "rb") as f:
         assert b"canceling statement due to user request" in f.read()[log_start:]

@@ -6,15 +6,7 @@ import resource
 import socket
 import time
 
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    return pred()
+from helpers import read_all, request_bytes, wait_until
 
 
 def established_inodes(port):
@@ -72,13 +64,8 @@ def got_nothing(sock):
 
 def http_get(sock, path="/healthz"):
     sock.settimeout(10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    sock.sendall(request_bytes(path))
+    data = read_all(sock)
     return int(data.split()[1]) if data else None
 
 

@@ -3,21 +3,9 @@
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 from conftest import free_port
-
-
-def fnv1a64(data):
-    h = 14695981039346656037
-    for b in data:
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def shm_path(pid_file):
-    """The cache segment of the instance owning pid_file (see master.c)."""
-    return Path(f"/dev/shm/feedd-{fnv1a64(os.fsencode(str(pid_file))):016x}")
+from helpers import shm_path
 
 
 def test_pid_file_written_and_removed(feedd):

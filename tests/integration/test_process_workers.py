@@ -4,46 +4,10 @@ and workers that never outlive their master."""
 import os
 import re
 import signal
-import time
 
 import pytest
 
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    return pred()
-
-
-def fnv1a64(data):
-    """The hash in the name of an instance's cache segment (master.c)."""
-    h = 14695981039346656037
-    for b in data:
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def running(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def metric(f, name):
-    status, _, body = f.get("/metrics")
-    assert status == 200, body
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics:\n{body.decode()}")
+from helpers import metric, running, shm_path, wait_until
 
 
 def uid_of(pid):
@@ -109,13 +73,12 @@ def test_workers_exit_when_the_master_is_killed(feedd_factory):
     f.proc.send_signal(signal.SIGKILL)
     f.proc.wait(timeout=10)
     # A killed master cannot remove its cache segment: do it for it.
-    shm = f"/dev/shm/feedd-{fnv1a64(os.fsencode(str(f.dir / 'feedd.pid'))):016x}"
+    shm = shm_path(f.dir / "feedd.pid")
     try:
         left = wait_until(lambda: not any(running(p) for p in workers) or None, timeout=10)
         assert left, f"workers still running after the master died: {[p for p in workers if running(p)]}"
     finally:
-        if os.path.exists(shm):
-            os.unlink(shm)
+        shm.unlink(missing_ok=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")

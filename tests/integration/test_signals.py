@@ -14,27 +14,9 @@ import time
 import pytest
 
 from conftest import free_port
+from helpers import metric, running, wait_until
 
 BIG = 7 * 1024 * 1024   # static files stay below 8 MB
-
-
-def wait_until(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    return pred()
-
-
-def running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def get(port, path, timeout=5.0):
@@ -45,15 +27,6 @@ def get(port, path, timeout=5.0):
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def metric(f, name):
-    status, _, body = f.get("/metrics")
-    assert status == 200, body
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics:\n{body.decode()}")
 
 
 def answers(port):

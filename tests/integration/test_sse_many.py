@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from test_sse_stream import (NSOURCES, StreamResult, demo, feed_statements,  # noqa: F401
-                             parse_response, wait_ready)
+from helpers import NSOURCES, statements_settled, wait_ready
+from test_sse_stream import StreamResult, parse_response
 
 NSTREAMS = 2000
 # Four pages (keys), each wanted by 500 streams.
@@ -72,7 +72,7 @@ async def storm_while_locked(feedd, paths, locker, timeout):
     return n, results
 
 
-def test_2000_concurrent_streams(demo, feedd_factory, many_fds):  # noqa: F811
+def test_2000_concurrent_streams(demo, feedd_factory, many_fds):
     # Lease and query timeouts far beyond the time the storm takes to
     # connect: the fills wait for the lock, not for a deadline.
     feedd = feedd_factory(workers=2, cache_lease_timeout="120s", db_query_timeout="120s")
@@ -106,6 +106,6 @@ def test_2000_concurrent_streams(demo, feedd_factory, many_fds):  # noqa: F811
         res = StreamResult(blocks, limit)
         assert res.complete is not None, (path, res.names)
         assert res.page_body() == pages[limit], path
-    assert feed_statements(demo, NSOURCES * len(LIMITS)) == NSOURCES * len(LIMITS), \
+    assert statements_settled(demo, NSOURCES * len(LIMITS)) == NSOURCES * len(LIMITS), \
         "one fill per page, however many streams wanted it"
     assert open_streams(feedd) == 0

@@ -5,7 +5,7 @@ hit in two events; keepalive and timeout; a database failure mid-stream;
 a client gone mid-query (its statement cancelled on the server); a client
 that does not read; reload and stop with streams open.
 
-Helpers here are also used by test_sse_many.py."""
+Its stream parser and client are also used by test_sse_many.py."""
 
 import json
 import os
@@ -20,59 +20,14 @@ from urllib.parse import quote
 
 import pytest
 
-NSOURCES = 15
-# Only the feed statements take a $4 (see test_feed_api.py).
-FEED_STATEMENTS = "%$4%"
+from helpers import NSOURCES, metric, statements_settled, wait_ready
+
 # A cursor after every demo row: the newest items, under a key of its own.
 FUTURE = "2100-01-01T00:00:00Z"
 SSE_DIR = Path(__file__).resolve().parents[1] / "sse"
 
 ITEMS_HEAD = '{"items":['
 _DEC = json.JSONDecoder()
-
-
-@pytest.fixture(scope="module")
-def demo(pg, repo_root):
-    pg.reset_data()
-    pg.load_file(repo_root / "sql" / "demo-data.sql", scale="tiny")
-    yield pg
-
-
-def wait_ready(feedd, timeout=10.0):
-    """Until /readyz answers 200 several times in a row (every worker, most likely)."""
-    deadline = time.monotonic() + timeout
-    ok = 0
-    while time.monotonic() < deadline:
-        status, _, _ = feedd.get("/readyz")
-        ok = ok + 1 if status == 200 else 0
-        if ok >= 6:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"/readyz not 200 within {timeout}s\n{feedd.logs()}")
-
-
-def metric(feedd, name):
-    """The value of an unlabelled metric, summed over label sets otherwise."""
-    status, _, body = feedd.get("/metrics")
-    assert status == 200
-    total = None
-    for line in body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total = (total or 0) + float(line.rsplit(" ", 1)[1])
-    assert total is not None, f"{name} not in /metrics"
-    return total
-
-
-def feed_statements(pg, expect, timeout=5.0):
-    """The feed statements' calls once at least `expect` are counted (the
-    server records a statement when it ends: poll, then settle)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pg.count_statements(FEED_STATEMENTS) >= expect:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
-    return pg.count_statements(FEED_STATEMENTS)
 
 
 # --- a strict parser of the event stream ---------------------------------
@@ -394,7 +349,7 @@ def test_cold_stream_sends_fast_sources_first_and_ends_as_the_json_page(demo, fe
     assert headers["x-cache"] == "miss"
     assert res.retry == 10000, "sse_retry's default"
     assert res.error is None and res.complete is not None, res.names
-    assert feed_statements(demo, NSOURCES) == NSOURCES
+    assert statements_settled(demo, NSOURCES) == NSOURCES
 
     # The JSON page, from another instance (its own, cold cache).
     other = feedd_factory(workers=1)
@@ -483,7 +438,7 @@ def test_streams_of_one_page_share_one_fill(demo, feedd_factory):
     assert rb.names == ["feed_items", "feed_complete"], rb.names
     assert rb.page_body() == ra.page_body()
     assert rb.complete == ra.complete
-    assert feed_statements(demo, NSOURCES) == NSOURCES
+    assert statements_settled(demo, NSOURCES) == NSOURCES
     assert metric(feedd, "feedd_cache_lease_waits_total") >= 1
 
 

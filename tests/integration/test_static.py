@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from helpers import raw_get, read_all, split_response
+
 SECRET = b"TOPSECRET-not-for-the-web"
 
 FILES = {
@@ -55,27 +57,6 @@ def www(tmp_path):
 @pytest.fixture
 def site(feedd_factory, www):
     return feedd_factory(www_root=str(www))
-
-
-def raw_get(port, target, method="GET"):
-    """GET with the target exactly as given (no client-side normalisation).
-    -> (status, headers, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(f"{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode("latin-1"))
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    s.close()
-    head, _, body = got.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split(" ")[1]), headers, body
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -195,7 +176,7 @@ def test_symlink_inside_the_root_is_followed(site):
     "/..\\secret.txt",
 ])
 def test_no_way_out_of_the_root(site, target):
-    status, headers, body = raw_get(site.port, target)
+    status, headers, body = split_response(raw_get(site.port, target))
     assert status in (400, 403, 404), f"{target}: {status} {body[:200]!r}"
     assert SECRET not in body and b"root:" not in body and b"www_root" not in body
     assert json.loads(body)["detail"]
@@ -213,7 +194,7 @@ def test_query_string_is_ignored_for_files(site):
 
 
 def test_encoded_nul_is_refused(site):
-    status, _, body = raw_get(site.port, "/index.html%00.txt")
+    status, _, body = split_response(raw_get(site.port, "/index.html%00.txt"))
     assert status == 400
     assert json.loads(body)["detail"]
 
@@ -238,11 +219,6 @@ def test_headers_around_empty_values_are_read_right(site):
     s = socket.create_connection(("127.0.0.1", site.port), timeout=10)
     s.sendall(f"GET /app.js HTTP/1.1\r\nHost: t\r\nX-Empty:\r\nX-Blank:   \r\n"
               f"if-modified-since:  {lm}  \r\nConnection: close\r\n\r\n".encode())
-    got = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
+    got = read_all(s)
     s.close()
     assert got.startswith(b"HTTP/1.1 304 "), got[:200]

@@ -1,4 +1,5 @@
 /* Unit tests for src/http.c. */
+#include <stdarg.h>
 #include <stdlib.h>
 
 #include "http.h"
@@ -226,6 +227,113 @@ test_mime(void)
 	CHECK_STR(http_mime_type(""), "application/octet-stream");
 }
 
+/* http_host_check over the headers given as name, value, ..., NULL, laid
+ * out as conn.c hands them over ("name\0value\0" pairs). */
+static const char *
+host_check(int major, int minor, ...)
+{
+	char list[512];
+	size_t len = 0;
+	const char *s;
+	va_list ap;
+
+	va_start(ap, minor);
+	while ((s = va_arg(ap, const char *)) != NULL) {
+		size_t n = strlen(s) + 1;
+
+		if (len + n > sizeof(list)) {
+			va_end(ap);
+			return "<list too long>";
+		}
+		memcpy(list + len, s, n);
+		len += n;
+	}
+	va_end(ap);
+	return http_host_check(major, minor, len > 0 ? list : NULL, len);
+}
+
+static void
+test_host_required(void)
+{
+	const char *missing = "an HTTP/1.1 request needs a Host header";
+
+	CHECK_STR(host_check(1, 1, "Host", "example.com", NULL), NULL);
+	CHECK_STR(host_check(1, 1, "host", "example.com", NULL), NULL);
+	CHECK_STR(host_check(1, 1, "User-Agent", "x", "HOST", "t", "Accept", "*/*", NULL), NULL);
+	CHECK_STR(host_check(1, 1, NULL), missing);
+	CHECK_STR(host_check(1, 1, "User-Agent", "x", "Accept", "*/*", NULL), missing);
+	/* Names that only start like Host, and values that say Host, are not it. */
+	CHECK_STR(host_check(1, 1, "Hostname", "t", "X-Host", "t", "Referer", "Host", NULL),
+	          missing);
+	/* HTTP/1.0 clients may leave it out. */
+	CHECK_STR(host_check(1, 0, NULL), NULL);
+	CHECK_STR(host_check(1, 0, "User-Agent", "x", NULL), NULL);
+	CHECK_STR(host_check(1, 0, "Host", "t", NULL), NULL);
+}
+
+static void
+test_host_once(void)
+{
+	const char *twice = "more than one Host header";
+
+	CHECK_STR(host_check(1, 1, "Host", "a", "Host", "a", NULL), twice);
+	CHECK_STR(host_check(1, 1, "Host", "a", "X", "y", "host", "b", NULL), twice);
+	CHECK_STR(host_check(1, 0, "Host", "a", "Host", "b", NULL), twice);
+	CHECK_STR(host_check(1, 1, "Host", "", "Host", "", NULL), twice);
+}
+
+static void
+test_host_value(void)
+{
+	const char *bad = "malformed Host header";
+	const char *good[] = {
+	        "", /* allowed: a target without authority */
+	        "t",
+	        "example.com",
+	        "example.com.",
+	        "localhost:8080",
+	        "127.0.0.1",
+	        "127.0.0.1:80",
+	        "example.com:", /* port = *DIGIT: may be empty */
+	        "my_host-1.example",
+	        "caf%C3%A9.example",
+	        "[::1]",
+	        "[::1]:8080",
+	        "[2001:db8::7]",
+	        "[::ffff:192.0.2.1]:443",
+	        "[v1.fe80::a+en1]",
+	};
+	const char *evil[] = {
+	        "a b",
+	        "example.com/path",
+	        "user@example.com",
+	        "example.com?q",
+	        "example.com#f",
+	        "\"quoted\"",
+	        "a\\b",
+	        "example.com:80a",
+	        "example.com:80:81",
+	        "host:-1",
+	        "[::1",
+	        "[]",
+	        "[::1]x",
+	        "[::1]:8x",
+	        "[::1/64]",
+	        "%zz.example",
+	        "%4",
+	        "a<b>",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK_STR(host_check(1, 1, "Host", good[i], NULL), NULL);
+	for (i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+		CHECK_STR(host_check(1, 1, "Host", evil[i], NULL), bad);
+		/* HTTP/1.0 may leave Host out, but not send a broken one. */
+		CHECK_STR(host_check(1, 0, "Host", evil[i], NULL), bad);
+	}
+}
+
 int
 main(void)
 {
@@ -239,5 +347,8 @@ main(void)
 	RUN(test_query_repeated);
 	RUN(test_query_bad);
 	RUN(test_mime);
+	RUN(test_host_required);
+	RUN(test_host_once);
+	RUN(test_host_value);
 	return unit_done();
 }
