@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from helpers import (FEED_STATEMENTS, NSOURCES, feed_tables_locked, feedd_conns, lock_waiters,
                      poll, readyz_everywhere)
@@ -146,9 +147,8 @@ class StoryReviewsLocked:
     def send(self, path):
         self.client = socket.create_connection(("127.0.0.1", self.feedd.port), timeout=10)
         self.client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-        poll("story_reviews waiting for the lock", lambda: self.pg.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feedd'"
-            " AND wait_event_type = 'Lock'")[0][0] == 1, timeout=5)
+        poll("story_reviews waiting for the lock", lambda: lock_waiters(self.pg) == 1,
+             timeout=5)
 
     def __exit__(self, *exc):
         self.locker.execute("ROLLBACK")
