@@ -66,6 +66,8 @@ struct conn {
 	request_t req;
 
 	/* The response to it. */
+	size_t room_at, body_at; /* conn_respond_begin: head room and body in out */
+	bool body_open;          /* between conn_respond_begin and its end */
 	int resp_status;
 	size_t resp_hdr_len;
 	uint64_t resp_written;
@@ -881,6 +883,11 @@ response_allowed(conn_t *c, const char *what)
 {
 	if (c->closed)
 		return false;
+	if (c->body_open) {
+		/* The head room holds no head yet: nothing may go out. */
+		log_error("%s: %s between conn_respond_begin and its end", c->peer_str, what);
+		return false;
+	}
 	if (!c->in_response || c->resp_done || c->streaming) {
 		log_error("%s: %s without a request waiting for it", c->peer_str, what);
 		return false;
@@ -1057,6 +1064,102 @@ conn_respond(conn_t *c, int status, const char *content_type, const char *extra_
 		c->out.len += len;
 		c->out.data[c->out.len] = '\0';
 	}
+	c->resp_status = status;
+	c->resp_done = true;
+	conn_flush(c);
+out:
+	conn_update(c);
+	conn_release(c);
+}
+
+/* Room before a body written in place; a cached page's head is about 170
+ * bytes.  A longer head still works, at the cost of moving the body. */
+#define HEAD_ROOM 256
+
+buf_t *
+conn_respond_begin(conn_t *c)
+{
+	if (!response_allowed(c, "conn_respond_begin"))
+		return NULL;
+	if (out_pending(c) == 0) {
+		buf_reset(&c->out);
+		c->out_off = 0;
+	}
+	if (buf_reserve(&c->out, HEAD_ROOM) < 0) {
+		c->busy++;
+		log_error("%s: out of memory for a response", c->peer_str);
+		conn_close(c, "out of memory");
+		conn_release(c);
+		return NULL;
+	}
+	c->room_at = c->out.len;
+	c->out.len += HEAD_ROOM;
+	c->body_at = c->out.len;
+	c->body_open = true;
+	return &c->out;
+}
+
+void
+conn_respond_cancel(conn_t *c)
+{
+	if (!c->body_open) {
+		log_error("%s: conn_respond_cancel without conn_respond_begin", c->peer_str);
+		return;
+	}
+	c->body_open = false;
+	c->out.len = c->room_at;
+	c->out.data[c->out.len] = '\0';
+}
+
+void
+conn_respond_end(conn_t *c, int status, const char *content_type, const char *extra_headers)
+{
+	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+	size_t blen, start;
+	bool keep;
+	head_t h;
+
+	if (c->closed || !c->body_open) {
+		log_error("%s: conn_respond_end without conn_respond_begin", c->peer_str);
+		return;
+	}
+	c->busy++;
+	c->body_open = false;
+	c->pending = false;
+	c->ops = NULL;
+	keep = c->req.keep_alive && !c->force_close && !c->w->draining &&
+	       c->w->cfg->keepalive_timeout > 0;
+	if (!keep)
+		c->force_close = true;
+	blen = c->out.len - c->body_at;
+	head_init(&h, status, bodyless ? NULL : content_type, extra_headers,
+	          bodyless ? -1 : (int64_t)blen, keep);
+	if (bodyless || c->req.head) {
+		c->out.len = c->body_at;
+		blen = 0;
+	}
+	if (c->room_at == c->out_off && h.len <= HEAD_ROOM) {
+		/* Nothing queued before the room: the output starts at the head,
+		 * which ends where the body begins. */
+		start = c->body_at - h.len;
+		c->out_off = start;
+	} else {
+		/* Output queued before it, or a head longer than the room:
+		 * move the body to follow the head. */
+		if (h.len > HEAD_ROOM && buf_reserve(&c->out, h.len - HEAD_ROOM) < 0) {
+			c->out.len = c->room_at;
+			c->out.data[c->out.len] = '\0';
+			log_error("%s: out of memory for a response head", c->peer_str);
+			conn_close(c, "out of memory");
+			goto out;
+		}
+		memmove(c->out.data + c->room_at + h.len, c->out.data + c->body_at, blen);
+		c->out.len = c->room_at + h.len + blen;
+		start = c->room_at;
+	}
+	c->out.data[c->out.len] = '\0';
+	head_write(&h, c->out.data + start);
+	c->resp_hdr_len = h.len;
 	c->resp_status = status;
 	c->resp_done = true;
 	conn_flush(c);
