@@ -1119,7 +1119,9 @@ conn_respond_end(conn_t *c, int status, const char *content_type, const char *ex
 	bool keep;
 	head_t h;
 
-	if (c->closed || !c->body_open) {
+	if (c->closed)
+		return;
+	if (!c->body_open) {
 		log_error("%s: conn_respond_end without conn_respond_begin", c->peer_str);
 		return;
 	}
