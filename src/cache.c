@@ -568,12 +568,27 @@ cache_destroy(cache_t *c, int unlink_name)
 
 /* ---- reading ---- */
 
-/* One seqlock read of a slot expected to hold key (hash h, words kw). */
+/* A read that serves nothing: an earlier try may have copied over the NUL
+ * that ends *body. */
+static int
+read_fail(buf_t *body, size_t base, int rc)
+{
+	if (body->data != NULL)
+		body->data[base] = '\0';
+	return rc;
+}
+
+/* One seqlock read of a slot expected to hold key (hash h, words kw).  The
+ * body is copied after body->len, into reserved room, and becomes part of
+ * *body (len moves) only once the re-check and the checksum accept it: the
+ * bytes of a torn copy are never inside *body, whatever the caller does
+ * with it.  Otherwise body->len stays and the NUL after it is restored. */
 static int
 slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t klen, buf_t *body,
           cache_entry_t *e)
 {
 	const _Atomic uint64_t *bw = sl->data + CACHE_KEY_WORDS;
+	size_t base = body->len;
 	unsigned tries = 0, spins = 0;
 
 	while (tries < CACHE_READ_TRIES) {
@@ -587,7 +602,7 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 		s0 = atomic_load_explicit(&sl->seq, memory_order_acquire);
 		if (s0 & 1) {
 			if (++spins > CACHE_ODD_SPINS)
-				return READ_BUSY;
+				return read_fail(body, base, READ_BUSY);
 			cpu_relax();
 			continue;
 		}
@@ -619,17 +634,16 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 		}
 		if (!same)
 			goto recheck;
-		body->len = 0;
 		if (buf_reserve(body, bl) < 0) {
 			log_error("cache: out of memory copying an entry of %zu bytes", bl);
-			return READ_BUSY;
+			return read_fail(body, base, READ_BUSY);
 		}
 		nw = bl / 8;
-		sum_copy_words(&sum, bw, body->data, nw);
+		sum_copy_words(&sum, bw, body->data + base, nw);
 		if (bl & 7) {
 			w = atomic_load_explicit(&bw[nw], memory_order_relaxed);
 			sum_add(&sum, w);
-			memcpy(body->data + 8 * nw, &w, bl & 7);
+			memcpy(body->data + base + 8 * nw, &w, bl & 7);
 		}
 	recheck:
 		/* Pairs with the writer's release fence after it made seq odd:
@@ -640,34 +654,30 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 		if (s1 != s0)
 			continue;
 		if (!same)
-			return READ_OTHER;
+			return read_fail(body, base, READ_OTHER);
 		if (sum_final(&sum) != ck) {
 			atomic_fetch_add_explicit(&c->hdr->checksum_failures, 1,
 			                          memory_order_relaxed);
 			log_warn("cache: torn entry in slot %zu caught by its checksum (a writer "
 			         "stalled past its claim?); treated as a miss",
 			         (size_t)(((unsigned char *)sl - c->slots) / c->slot_size));
-			body->len = 0;
-			return READ_OTHER;
+			return read_fail(body, base, READ_OTHER);
 		}
-		body->len = bl;
-		body->data[bl] = '\0';
+		body->len = base + bl;
+		body->data[body->len] = '\0';
 		return READ_OK;
 	}
-	return READ_BUSY;
+	return read_fail(body, base, READ_BUSY);
 }
 
 cache_state_t
-cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
+cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
 {
-	size_t klen = strlen(key), n = 0;
+	size_t klen = strlen(key), n = 0, len0 = body->len;
 	uint64_t kw[CACHE_KEY_WORDS], h, gen_now, base;
 	cache_slot_t *cand[CACHE_WAYS];
 	int64_t when[CACHE_WAYS];
 
-	body->len = 0;
-	if (body->data != NULL)
-		body->data[0] = '\0';
 	if (klen > CACHE_KEY_MAX)
 		return CACHE_MISS;
 	h = key_hash(c, key, klen);
@@ -702,18 +712,25 @@ cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *m
 		if (slot_read(c, cand[i], h, kw, klen, body, &e) != READ_OK)
 			continue;
 		st = entry_state(c, gen_now, e.generation, e.stored, now);
-		if (st == CACHE_MISS)
+		if (st == CACHE_MISS) {
+			body->len = len0;
+			body->data[len0] = '\0';
 			continue;
+		}
 		if (meta != NULL) {
 			meta->nitems = (uint32_t)(e.meta & UINT32_MAX);
 			meta->items_end = (uint32_t)(e.meta >> 32);
 		}
 		return st;
 	}
-	body->len = 0;
-	if (body->data != NULL)
-		body->data[0] = '\0';
 	return CACHE_MISS;
+}
+
+cache_state_t
+cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
+{
+	buf_reset(body);
+	return cache_get_append(c, key, now, body, meta);
 }
 
 /* ---- leases ---- */

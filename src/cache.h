@@ -49,6 +49,11 @@ void     cache_destroy(cache_t *c, int unlink_name);
 /* Copies the entry of key into *body (replacing its contents) and *meta.
  * Never blocks and never returns a torn entry. now: monotonic ms. */
 cache_state_t cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta);
+/* The same, appending the entry to what *body holds (one copy straight into
+ * an output buffer).  On a MISS *body keeps its length and contents: the
+ * bytes of a copy found torn are never part of it. */
+cache_state_t cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body,
+                               cache_meta_t *meta);
 
 /* Single flight: returns 1 when the caller now holds the fill lease for key
  * (it must cache_put or cache_release), 0 when another live holder has it.

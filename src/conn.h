@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "buf.h"
 #include "metrics.h"
 
 typedef struct conn conn_t;
@@ -53,6 +54,21 @@ void conn_set_pending(conn_t *c, const conn_pending_ops_t *ops, void *ctx);
  * Ends the pending state and resumes a pipelined next request. */
 void conn_respond(conn_t *c, int status, const char *content_type,
                   const char *extra_headers, const char *body, size_t len);
+
+/* A whole response whose body the handler copies straight into the
+ * connection's output buffer, behind room left for the head (a cached page:
+ * one copy, not two).  conn_respond_begin returns that buffer, or NULL when
+ * c cannot answer now (a bug, logged; or out of memory: c is then closed,
+ * do not touch it).
+ * The handler appends the body, leaving the bytes before it alone, and ends
+ * with exactly one of: conn_respond_end, which sends it as conn_respond
+ * would (Content-Length: what was appended), or conn_respond_cancel, which
+ * drops it; the request then still awaits its answer.  No other response
+ * call on c in between. */
+buf_t *conn_respond_begin(conn_t *c);
+void   conn_respond_end(conn_t *c, int status, const char *content_type,
+                        const char *extra_headers);
+void   conn_respond_cancel(conn_t *c);
 
 /* A response of unknown length (SSE): headers now, then writes, delimited
  * by closing the connection.  conn_stream_write returns 0, or -1 when the

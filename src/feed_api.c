@@ -1,4 +1,5 @@
 /* GET /api/feed: the JSON page, from the cache or the database. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,14 +93,43 @@ static const conn_pending_ops_t pending_ops = {
 	.shutdown = api_shutdown,
 };
 
+/* The fast path: a cached page copied once, from shared memory straight
+ * into the connection's output behind the head.  Returns false on a miss
+ * (nothing sent, the request still waits for its answer). */
+static bool
+api_cached(conn_t *c, const request_t *r, const feed_request_t *req)
+{
+	worker_t     *w = conn_worker(c);
+	cache_meta_t  meta;
+	cache_state_t st;
+	const char   *served;
+	buf_t        *out;
+
+	out = conn_respond_begin(c);
+	if (out == NULL)
+		return true; /* logged; c closed or not answering */
+	st = feed_load_cached(w, req, out, &meta);
+	if (st == CACHE_MISS) {
+		conn_respond_cancel(c);
+		return false;
+	}
+	served = st == CACHE_HIT ? "hit" : "stale";
+	conn_set_cache_status(c, served);
+	conn_respond_end(c, 200, JSON_TYPE, x_cache_header(served));
+	metrics_observe(METRICS_H_JSON_COMPLETE, 0,
+	                (double)(clock_mono_ms() - r->start_ms) / 1000.0);
+	/* After the answer, so the stale page never waits for this. */
+	if (st == CACHE_STALE)
+		feed_load_refresh(w, req);
+	return true;
+}
+
 void
 feed_api_handle(conn_t *c, const request_t *r)
 {
 	worker_t      *w = conn_worker(c);
 	feed_request_t req;
 	buf_t          buf = BUF_INIT;
-	cache_meta_t   meta;
-	cache_state_t  st;
 	api_wait_t    *a;
 
 	if (feed_request_parse(r->query, r->query_len, &req, &buf) != 0) {
@@ -107,19 +137,10 @@ feed_api_handle(conn_t *c, const request_t *r)
 		buf_free(&buf);
 		return;
 	}
-	buf_reset(&buf);
-
-	st = feed_load_cached(w, &req, &buf, &meta);
-	if (st == CACHE_HIT || st == CACHE_STALE) {
-		api_respond(c, buf.data != NULL ? buf.data : "", buf.len,
-		            st == CACHE_HIT ? "hit" : "stale", r->start_ms);
-		buf_free(&buf);
-		/* After the answer, so the stale page never waits for this. */
-		if (st == CACHE_STALE)
-			feed_load_refresh(w, &req);
-		return;
-	}
 	buf_free(&buf);
+
+	if (api_cached(c, r, &req))
+		return;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL) {

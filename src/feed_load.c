@@ -440,7 +440,7 @@ feed_load_cached(worker_t *w, const feed_request_t *req, buf_t *body, cache_meta
 
 	if (w->cache == NULL)
 		return CACHE_MISS;
-	st = cache_get(w->cache, req->key, clock_mono_ms(), body, meta);
+	st = cache_get_append(w->cache, req->key, clock_mono_ms(), body, meta);
 	switch (st) {
 	case CACHE_HIT:
 		metrics_add(METRICS_CACHE_HITS, 1);

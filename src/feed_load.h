@@ -13,7 +13,9 @@ struct worker;
 typedef struct feed_load feed_load_t;
 
 /* The fast path, synchronous: a HIT or STALE page from the shared cache is
- * copied into *body / *meta.  MISS when there is no cache or no usable entry. */
+ * appended to *body (which may be a connection's output, cache_get_append)
+ * and its meta copied to *meta.  MISS when there is no cache or no usable
+ * entry: *body is then as it was. */
 cache_state_t feed_load_cached(struct worker *w, const feed_request_t *req,
                                buf_t *body, cache_meta_t *meta);
 

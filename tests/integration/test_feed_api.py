@@ -3,7 +3,9 @@ stale, flush), one round of 15 statements per cold page, single flight."""
 
 import asyncio
 import json
+import re
 import signal
+import socket
 import time
 from datetime import datetime
 from urllib.parse import quote
@@ -133,6 +135,45 @@ def test_miss_then_hit(demo, feedd):
     assert (status, cache) == (200, "miss")
     log = feedd.access_log()
     assert "cache=miss" in log and "cache=hit" in log, log
+
+
+HIT_HEAD = re.compile(
+    rb"HTTP/1\.1 200 OK\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n"
+    rb"Server: feedd/\S+\r\nContent-Type: application/json\r\nX-Cache: hit\r\n"
+    rb"Content-Length: (?P<len>\d+)\r\nConnection: (?P<conn>keep-alive|close)\r\n\r\n")
+
+
+def test_cached_page_on_the_wire(demo, feedd):
+    """A hit is copied from the cache straight into the connection's output,
+    behind room left for its head: the head, its Content-Length and the
+    framing of what follows on the same connection, GET and HEAD,
+    pipelined, the last one closing."""
+    path = "/api/feed?limit=4"
+    status, cache, page = feed(feedd, "?limit=4")
+    assert (status, cache) == (200, "miss"), page
+    _, _, miss_body = feedd.get(path)
+    s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
+    reqs = [("GET", ""), ("HEAD", ""), ("GET", ""), ("GET", "Connection: close\r\n")]
+    s.sendall(b"".join(f"{m} {path} HTTP/1.1\r\nHost: t\r\n{h}\r\n".encode() for m, h in reqs))
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    for i, (method, _) in enumerate(reqs):
+        m = HIT_HEAD.match(data)
+        assert m, (i, data[:400])
+        n = int(m.group("len"))
+        assert n == len(miss_body), (i, n, len(miss_body))
+        data = data[m.end():]
+        if method == "GET":
+            assert data[:n] == miss_body, i
+            assert json.loads(data[:n]) == page
+            data = data[n:]
+        assert m.group("conn") == (b"close" if i == len(reqs) - 1 else b"keep-alive")
+    assert data == b"", "nothing after the last answer"
 
 
 def test_cold_page_is_exactly_15_statements(demo, feedd):

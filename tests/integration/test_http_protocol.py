@@ -6,6 +6,7 @@ http.client where a real client's behaviour is the point.
 
 import email.utils
 import json
+import re
 import socket
 
 
@@ -182,6 +183,49 @@ def test_standard_response_headers(feedd):
     assert headers["content-type"].startswith("application/json")
     assert int(headers["content-length"]) == len(body)
     c.close()
+
+
+def read_head(sock):
+    """-> (the raw bytes of one response head, blank line included, what followed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed inside a response head: {data!r}"
+        data += chunk
+    end = data.index(b"\r\n\r\n") + 4
+    return data[:end], data[end:]
+
+
+def test_response_head_bytes(feedd):
+    # The head is assembled by hand (no printf): every line, its order and
+    # its CRLF, byte for byte, for a keep-alive answer and a closing one.
+    date = rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov" \
+        rb"|Dec) \d{4} \d\d:\d\d:\d\d GMT"
+    body = b'{"status":"ok"}'
+    for conn_hdr, conn_value in (("", b"keep-alive"), ("Connection: close", b"close")):
+        s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
+        s.sendall(req("GET", "/healthz", *([conn_hdr] if conn_hdr else [])).encode())
+        head, _ = read_head(s)
+        s.close()
+        want = (rb"HTTP/1\.1 200 OK\r\nDate: " + date + rb"\r\nServer: feedd/[0-9A-Za-z.\-]+\r\n"
+                rb"Content-Type: application/json\r\nCache-Control: no-store\r\n"
+                rb"Content-Length: " + str(len(body)).encode() + rb"\r\n"
+                rb"Connection: " + conn_value + rb"\r\n\r\n")
+        assert re.fullmatch(want, head), head
+    # An error: another status line, and a length of more than one digit.
+    s = socket.create_connection(("127.0.0.1", feedd.port), timeout=10)
+    s.sendall(req("GET", "/api/nothing-here").encode())
+    head, rest = read_head(s)
+    m = re.fullmatch(rb"HTTP/1\.1 404 Not Found\r\nDate: " + date + rb"\r\nServer: feedd/\S+\r\n"
+                     rb"Content-Type: application/json\r\nContent-Length: (\d+)\r\n"
+                     rb"Connection: keep-alive\r\n\r\n", head)
+    assert m, head
+    while len(rest) < int(m.group(1)):
+        chunk = s.recv(65536)
+        assert chunk, (head, rest)
+        rest += chunk
+    s.close()
+    assert int(m.group(1)) == len(rest) and len(m.group(1)) > 1, (head, rest)
 
 
 def test_small_request_body_is_drained(feedd):

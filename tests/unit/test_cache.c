@@ -107,6 +107,94 @@ test_hit_miss(void)
 	cache_destroy(c, 1);
 }
 
+/* Flips one byte of every copy of needle in the segment's file, behind the
+ * seqlock's back: what a writer that resumed after its claim was taken
+ * over leaves in a slot another writer has published. */
+static int
+corrupt_segment(const char *name, const char *needle, size_t at)
+{
+	char path[128];
+	struct stat sb;
+	unsigned char *map, *p, *end;
+	size_t nlen = strlen(needle);
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0 || (map = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE,
+	                                      MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	end = map + sb.st_size;
+	for (p = map; (p = memmem(p, (size_t)(end - p), needle, nlen)) != NULL; p += nlen) {
+		p[at] ^= 0x20;
+		n++;
+	}
+	munmap(map, (size_t)sb.st_size);
+	return n;
+}
+
+static void
+test_get_append(void)
+{
+	char name[64], body[150];
+	cache_t *c = make(256 * 1024, ENTRY_MAX, 1000, 0, name);
+	buf_t b = BUF_INIT;
+	cache_meta_t m = {0, 0};
+	cache_stats_t st;
+
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	/* 149 bytes: 18 words and a tail, so both copy paths run. */
+	for (size_t i = 0; i < sizeof(body) - 1; i++)
+		body[i] = (char)('a' + i % 26);
+	memcpy(body, "append-body:", 12);
+	body[sizeof(body) - 1] = '\0';
+
+	CHECK_INT(buf_append_str(&b, "HEAD|"), 0);
+	CHECK_INT(cache_get_append(c, "k", 100, &b, &m), CACHE_MISS);
+	CHECK_INT(b.len, 5);
+	CHECK_STR(b.data, "HEAD|");
+
+	CHECK_INT(put_str(c, "k", body, 100), 0);
+	CHECK_INT(cache_get_append(c, "k", 100, &b, &m), CACHE_HIT);
+	CHECK_INT(b.len, 5 + strlen(body));
+	CHECK(strncmp(b.data, "HEAD|", 5) == 0);
+	CHECK_STR(b.data + 5, body);
+	CHECK_INT(m.nitems, strlen(body));
+
+	/* Expired: read and checked, then dropped again. */
+	b.len = 5;
+	b.data[5] = '\0';
+	CHECK_INT(cache_get_append(c, "k", 1100, &b, &m), CACHE_MISS);
+	CHECK_INT(b.len, 5);
+	CHECK_STR(b.data, "HEAD|");
+
+	/* Torn under an even seq: the checksum rejects the copy, whose bytes
+	 * were already in the buffer's spare room and must stay out of it. */
+	CHECK_INT(put_str(c, "k", body, 2000), 0);
+	CHECK_INT(corrupt_segment(name, body, 100), 1);
+	CHECK_INT(cache_get_append(c, "k", 2000, &b, &m), CACHE_MISS);
+	CHECK_INT(b.len, 5);
+	CHECK_STR(b.data, "HEAD|");
+	cache_get(c, "k", 2000, &b, &m);
+	CHECK_INT(b.len, 0);
+	cache_stats(c, &st);
+	CHECK_INT(st.checksum_failures, 2);
+
+	/* A new put replaces the torn entry; cache_get replaces the buffer. */
+	CHECK_INT(put_str(c, "k", body, 2000), 0);
+	CHECK_INT(cache_get(c, "k", 2000, &b, &m), CACHE_HIT);
+	CHECK_STR(b.data, body);
+	buf_free(&b);
+	cache_destroy(c, 1);
+}
+
 static void
 test_stale_window(void)
 {
@@ -572,6 +660,9 @@ torture_writer(cache_t *c, torture_result_t *res, int id, int64_t until, long it
 	child_exit(c, 0);
 }
 
+#define PREFIX     "HTTP/1.1 200 OK\r\n\r\n"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+
 static void
 torture_reader(cache_t *c, torture_result_t *res, int id, int64_t until, long iters)
 {
@@ -585,6 +676,27 @@ torture_reader(cache_t *c, torture_result_t *res, int id, int64_t until, long it
 
 		snprintf(key, sizeof(key), "t%d", k);
 		atomic_fetch_add(&res->reads, 1);
+		if (i & 1) {
+			/* Appending after a prefix: a copy retried or refused
+			 * must leave the prefix exactly as it was. */
+			buf_t page;
+
+			buf_reset(&b);
+			if (buf_append_str(&b, PREFIX) < 0)
+				child_exit(c, 3);
+			if (cache_get_append(c, key, clock_mono_ms(), &b, &m) == CACHE_MISS) {
+				if (b.len != PREFIX_LEN || strcmp(b.data, PREFIX) != 0)
+					atomic_fetch_add(&res->torn, 1);
+				continue;
+			}
+			atomic_fetch_add(&res->hits, 1);
+			page.data = b.data + PREFIX_LEN;
+			page.len = b.len - PREFIX_LEN;
+			page.cap = 0;
+			if (strncmp(b.data, PREFIX, PREFIX_LEN) != 0 || !page_ok(&page, &m, k))
+				atomic_fetch_add(&res->torn, 1);
+			continue;
+		}
 		if (cache_get(c, key, clock_mono_ms(), &b, &m) == CACHE_MISS)
 			continue;
 		atomic_fetch_add(&res->hits, 1);
@@ -794,6 +906,7 @@ main(void)
 	/* Nothing buffered when a test forks, or the children print it again. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	RUN(test_hit_miss);
+	RUN(test_get_append);
 	RUN(test_stale_window);
 	RUN(test_flush);
 	RUN(test_oversize);
