@@ -194,33 +194,12 @@ fetch_source_cb(void *ud, const PGresult *res, const char *error)
 	f->ops->progress(f->ud, f->page, f->pending == 0);
 }
 
-/* Source indexes by what they cost the server lately, most first; ties
- * (nothing learnt yet) keep the source order. */
-static void
-costliest_first(const struct pgpool *pool, int order[FEED_SRC_COUNT])
-{
-	int64_t cost[FEED_SRC_COUNT];
-
-	for (int i = 0; i < FEED_SRC_COUNT; i++) {
-		int64_t c = pgpool_cost_us(pool, i);
-		int     j = i;
-
-		for (; j > 0 && cost[j - 1] < c; j--) {
-			cost[j] = cost[j - 1];
-			order[j] = order[j - 1];
-		}
-		cost[j] = c;
-		order[j] = i;
-	}
-}
-
 feed_fetch_t *
 feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_ms, int64_t now_us,
                  const feed_fetch_ops_t *ops, void *ud, int *http_status)
 {
 	char           upper[TIME_TEXT_MAX], lower[TIME_TEXT_MAX], limit[16];
 	const char    *params[FEED_SOURCE_NPARAMS];
-	int            order[FEED_SRC_COUNT];
 	pgpool_batch_t batch = { 0 };
 	feed_fetch_t  *f = calloc(1, sizeof(*f));
 
@@ -263,15 +242,12 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 		return NULL;
 	}
 
-	/* All at once: the pool spreads them over its connections, so the page
-	 * costs about one round trip plus the slowest statement.  Costliest
-	 * first: it gets a connection to itself and nothing waits behind it;
-	 * the cheap ones share the others. */
-	costliest_first(pool, order);
+	/* All at once, as one batch: the pool plans it over its connections
+	 * (the costliest statement alone, nothing waiting behind it, the
+	 * cheap ones first), so the page costs about one round trip plus the
+	 * slowest statement and its first items come with the fastest. */
 	f->sent_ns = mono_ns();
-	for (int k = 0; k < FEED_SRC_COUNT; k++) {
-		int i = order[k];
-
+	for (int i = 0; i < FEED_SRC_COUNT; i++) {
 		f->src[i].f = f;
 		f->src[i].index = i;
 		f->src[i].q = pgpool_exec(pool, &batch, i, params, fetch_source_cb, &f->src[i]);
@@ -285,6 +261,7 @@ feed_fetch_start(struct pgpool *pool, const feed_request_t *req, int64_t window_
 		}
 		f->pending++;
 	}
+	pgpool_batch_send(pool, &batch);
 	return f;
 }
 

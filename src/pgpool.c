@@ -33,6 +33,7 @@ enum conn_state {
 };
 
 enum query_where {
+	Q_BATCHED,         /* held by its batch until pgpool_batch_send */
 	Q_DELAYED,         /* held by the SLOW_SOURCE test hook */
 	Q_QUEUED,          /* waiting for a connection */
 	Q_SENT,            /* in a connection's pipeline */
@@ -56,8 +57,9 @@ typedef struct sent {
 
 struct pgpool_query {
 	pgpool_t         *pool;
-	pgpool_query_t   *prev, *next;  /* pool->queue or pool->delayed */
+	pgpool_query_t   *prev, *next;  /* pool->queue, pool->delayed or batch */
 	enum query_where  where;
+	pgpool_batch_t   *batch;         /* Q_BATCHED */
 	pgconn_t         *conn;          /* Q_SENT */
 	sent_t           *sent;          /* Q_SENT, Q_DETACHED */
 	int               stmt;
@@ -70,10 +72,7 @@ struct pgpool_query {
 	char             *params[];      /* copies, in the same allocation */
 };
 
-typedef struct qlist {
-	pgpool_query_t *head, *tail;
-	int             n;
-} qlist_t;
+typedef pgpool_qlist_t qlist_t;
 
 struct pgconn {
 	pgpool_t        *pool;
@@ -138,6 +137,8 @@ struct pgpool {
 	 * statement gets a connection to itself and nothing waits behind it. */
 	int64_t         *cost_us;
 	int64_t          rtt_us;
+	int64_t         *plan_work;        /* pool_plan's scratch, one per connection */
+	int             *plan_nfifo;
 	canceller_t      canceller;
 };
 
@@ -522,45 +523,64 @@ conn_work_us(const pgconn_t *pc)
 	return work;
 }
 
-/* Where a statement costing cost goes: the ready connection with the
- * least work ahead (then the fewest statements), where it answers
- * soonest.  Within a batch, once its first statement is out, a statement
- * that can answer by the batch's end on a busier connection goes to the
- * busiest of those instead: the batch ends no later, and holds fewer of
- * the server's backends (which compete for its CPUs). */
-static pgconn_t *
-pool_pick(pgpool_t *pool, int64_t cost, pgpool_batch_t *batch)
+/* Fills the scratch arrays: each connection's work ahead and pipeline
+ * length, or -1 work for one that takes nothing now. */
+static void
+plan_start(pgpool_t *pool)
 {
-	pgconn_t *least = NULL, *packed = NULL;
-	int64_t   least_work = 0, packed_work = 0;
-
 	for (int i = 0; i < pool->cfg.size; i++) {
 		pgconn_t *pc = &pool->conns[i];
-		int64_t   work;
 
-		if (pc->state != CONN_READY || pc->broken || pc->cancel_pending ||
-		    pc->nfifo >= pool->cfg.pipeline_depth)
+		pool->plan_nfifo[i] = pc->nfifo;
+		pool->plan_work[i] = pc->state != CONN_READY || pc->broken || pc->cancel_pending ?
+		                             -1 : conn_work_us(pc);
+	}
+}
+
+/* Where a statement costing cost goes, in the plan: the connection with
+ * the least work ahead (then the fewest statements), where it answers
+ * soonest.  In a batch planned costliest first, a statement that can
+ * answer by the batch's end (*end, the latest answer so far) on a busier
+ * connection goes to the busiest of those instead: the batch ends no
+ * later and holds fewer of the server's backends, which compete for its
+ * CPUs.  Returns the connection's index (the plan counts the statement
+ * there), or -1 when every pipeline is full. */
+static int
+plan_pick(pgpool_t *pool, int64_t cost, int64_t *end)
+{
+	int      least = -1, packed = -1;
+	int64_t *work = pool->plan_work;
+	int     *n = pool->plan_nfifo;
+
+	for (int i = 0; i < pool->cfg.size; i++) {
+		if (work[i] < 0 || n[i] >= pool->cfg.pipeline_depth)
 			continue;
-		work = conn_work_us(pc);
-		if (least == NULL || work < least_work ||
-		    (work == least_work && pc->nfifo < least->nfifo)) {
-			least = pc;
-			least_work = work;
-		}
-		if (batch != NULL && batch->end_us > 0 && work + cost <= batch->end_us &&
-		    (packed == NULL || work > packed_work ||
-		     (work == packed_work && pc->nfifo < packed->nfifo))) {
-			packed = pc;
-			packed_work = work;
-		}
+		if (least < 0 || work[i] < work[least] || (work[i] == work[least] && n[i] < n[least]))
+			least = i;
+		if (end != NULL && *end > 0 && work[i] + cost <= *end &&
+		    (packed < 0 || work[i] > work[packed] ||
+		     (work[i] == work[packed] && n[i] < n[packed])))
+			packed = i;
 	}
-	if (packed != NULL) {
+	if (packed >= 0)
 		least = packed;
-		least_work = packed_work;
-	}
-	if (least != NULL && batch != NULL && least_work + cost > batch->end_us)
-		batch->end_us = least_work + cost;
+	if (least < 0)
+		return -1;
+	work[least] += cost;
+	n[least]++;
+	if (end != NULL && work[least] > *end)
+		*end = work[least];
 	return least;
+}
+
+static pgconn_t *
+pool_pick(pgpool_t *pool, int64_t cost)
+{
+	int i;
+
+	plan_start(pool);
+	i = plan_pick(pool, cost, NULL);
+	return i >= 0 ? &pool->conns[i] : NULL;
 }
 
 /* A moving average that follows a quarter of each change: a pipeline's
@@ -666,9 +686,9 @@ query_send(pgconn_t *pc, pgpool_query_t *q)
 /* Sends q now if a connection can take it, else queues it (admitted
  * queries only: the bound is checked by pgpool_exec). */
 static void
-query_dispatch(pgpool_t *pool, pgpool_query_t *q, bool front, pgpool_batch_t *batch)
+query_dispatch(pgpool_t *pool, pgpool_query_t *q, bool front)
 {
-	pgconn_t *pc = pool_pick(pool, pool->cost_us[q->stmt], batch);
+	pgconn_t *pc = pool_pick(pool, pool->cost_us[q->stmt]);
 
 	if (pc != NULL) {
 		query_send(pc, q);
@@ -684,7 +704,7 @@ pool_dispatch_queue(pgpool_t *pool)
 	pgconn_t *pc;
 
 	while (pool->queue.head != NULL &&
-	       (pc = pool_pick(pool, pool->cost_us[pool->queue.head->stmt], NULL)) != NULL) {
+	       (pc = pool_pick(pool, pool->cost_us[pool->queue.head->stmt])) != NULL) {
 		pgpool_query_t *q = pool->queue.head;
 
 		qlist_remove(&pool->queue, q);
@@ -715,6 +735,9 @@ query_unlink(pgpool_query_t *q)
 	pgpool_t *pool = q->pool;
 
 	switch (q->where) {
+	case Q_BATCHED:
+		qlist_remove(&q->batch->queries, q);
+		break;
 	case Q_DELAYED:
 		qlist_remove(&pool->delayed, q);
 		break;
@@ -760,7 +783,7 @@ query_delay_cb(loop_timer_t *t)
 		query_finish(q, NULL, "no database connection");
 		return;
 	}
-	query_dispatch(pool, q, false, NULL);
+	query_dispatch(pool, q, false);
 	pool_gauges(pool);
 }
 
@@ -871,7 +894,7 @@ query_result(pgconn_t *pc, const PGresult *res)
 		q->retried = true;
 		q->sent = NULL;
 		q->conn = NULL;
-		query_dispatch(pool, q, true, NULL);
+		query_dispatch(pool, q, true);
 		return;
 	}
 	log_warn("pgpool: statement %s failed: %s (SQLSTATE %s)", stmt_name(pool, q->stmt), msg,
@@ -1229,10 +1252,15 @@ pgpool_create(loop_t *loop, const pgpool_config_t *cfg)
 	pool->conninfo = strdup(cfg->conninfo != NULL ? cfg->conninfo : "");
 	pool->conns = calloc((size_t)pool->cfg.size, sizeof(*pool->conns));
 	pool->cost_us = calloc((size_t)(cfg->nstmts > 0 ? cfg->nstmts : 1), sizeof(*pool->cost_us));
-	if (pool->conninfo == NULL || pool->conns == NULL || pool->cost_us == NULL) {
+	pool->plan_work = calloc((size_t)pool->cfg.size, sizeof(*pool->plan_work));
+	pool->plan_nfifo = calloc((size_t)pool->cfg.size, sizeof(*pool->plan_nfifo));
+	if (pool->conninfo == NULL || pool->conns == NULL || pool->cost_us == NULL ||
+	    pool->plan_work == NULL || pool->plan_nfifo == NULL) {
 		free(pool->conninfo);
 		free(pool->conns);
 		free(pool->cost_us);
+		free(pool->plan_work);
+		free(pool->plan_nfifo);
 		free(pool);
 		goto oom;
 	}
@@ -1319,6 +1347,8 @@ pgpool_destroy(pgpool_t *pool)
 	metrics_gauge_set(METRICS_DB_QUEUE_LENGTH, 0);
 	free(pool->conns);
 	free(pool->cost_us);
+	free(pool->plan_work);
+	free(pool->plan_nfifo);
 	free(pool->conninfo);
 	free(pool);
 }
@@ -1336,7 +1366,7 @@ pgpool_exec(pgpool_t *pool, pgpool_batch_t *batch, int stmt, const char *const *
 	if (!pool_accepting(pool)) {
 		return NULL;
 	}
-	if (pool_pick(pool, 0, NULL) == NULL && pool->queue.n >= pool->cfg.queue_max) {
+	if (pool_pick(pool, 0) == NULL && pool->queue.n >= pool->cfg.queue_max) {
 		metrics_add(METRICS_DB_QUEUE_REJECTED, 1);
 		/* Under overload this happens per request: say it once a second. */
 		if (loop_now(pool->loop) >= pool->reject_log_next) {
@@ -1359,9 +1389,69 @@ pgpool_exec(pgpool_t *pool, pgpool_batch_t *batch, int stmt, const char *const *
 		loop_timer_start(pool->loop, &q->delay, pool->slow_ms);
 		return q;
 	}
-	query_dispatch(pool, q, false, batch);
+	if (batch != NULL) {
+		q->where = Q_BATCHED;
+		q->batch = batch;
+		qlist_push(&batch->queries, q, false);
+		return q;
+	}
+	query_dispatch(pool, q, false);
 	pool_gauges(pool);
 	return q;
+}
+
+/* The batch planned as a whole: connections chosen costliest first (see
+ * plan_pick), then each connection's share sent cheapest first, so the
+ * first answers come as early as they can and the batch ends no later. */
+void
+pgpool_batch_send(pgpool_t *pool, pgpool_batch_t *batch)
+{
+	int              n = batch->queries.n, *conn_of;
+	pgpool_query_t **qs;
+	int64_t          end = 0;
+
+	qs = malloc((size_t)n * sizeof(*qs));
+	conn_of = malloc((size_t)n * sizeof(*conn_of));
+	if (qs == NULL || conn_of == NULL) {
+		free(qs);
+		free(conn_of);
+		log_warn("pgpool: out of memory planning %d statements; sending them as they come", n);
+		n = 0;
+	}
+	/* Costliest first; equal costs (none known yet) keep their order. */
+	for (int k = 0; k < n; k++) {
+		pgpool_query_t *q = batch->queries.head;
+		int             j = k;
+
+		qlist_remove(&batch->queries, q);
+		for (; j > 0 && pool->cost_us[qs[j - 1]->stmt] < pool->cost_us[q->stmt]; j--)
+			qs[j] = qs[j - 1];
+		qs[j] = q;
+	}
+	while (batch->queries.head != NULL) {
+		pgpool_query_t *q = batch->queries.head;
+
+		qlist_remove(&batch->queries, q);
+		query_dispatch(pool, q, false);
+	}
+	if (n > 0) {
+		plan_start(pool);
+		for (int k = 0; k < n; k++)
+			conn_of[k] = plan_pick(pool, pool->cost_us[qs[k]->stmt], &end);
+		for (int c = 0; c < pool->cfg.size; c++)
+			for (int k = n - 1; k >= 0; k--)
+				if (conn_of[k] == c)
+					query_send(&pool->conns[c], qs[k]);
+		for (int k = 0; k < n; k++) {
+			if (conn_of[k] < 0) {
+				qs[k]->where = Q_QUEUED;
+				qlist_push(&pool->queue, qs[k], false);
+			}
+		}
+		free(qs);
+		free(conn_of);
+	}
+	pool_gauges(pool);
 }
 
 void

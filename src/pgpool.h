@@ -46,17 +46,26 @@ pgpool_t *pgpool_create(loop_t *loop, const pgpool_config_t *cfg);
  * gone), sends the cancel requests already decided, closes. */
 void      pgpool_destroy(pgpool_t *pool);
 
-/* Statements sent together for one answer (a page): start zeroed, pass
- * to each pgpool_exec of the batch, costliest first (pgpool_cost_us). */
+/* A list of queries (the pool's own queues, and a batch's). */
+typedef struct pgpool_qlist {
+	struct pgpool_query *head, *tail;
+	int                  n;
+} pgpool_qlist_t;
+
+/* Statements sent together for one answer (a page): pgpool_exec holds
+ * them, pgpool_batch_send sends them all at once, planned together.
+ * Start zeroed; send it before returning to the loop. */
 typedef struct pgpool_batch {
-	int64_t end_us; /* the work ahead of the batch's last answer, estimated */
+	pgpool_qlist_t queries;
 } pgpool_batch_t;
 
-/* Queues a prepared statement (params as text); batch may be NULL.
+/* Queues a prepared statement (params as text), or adds it to batch.
  * Returns NULL when the queue is full or the pool has no connection and
  * cannot get one soon (the caller answers 503). */
 pgpool_query_t *pgpool_exec(pgpool_t *pool, pgpool_batch_t *batch, int stmt,
                             const char *const *params, pgpool_cb cb, void *ud);
+void pgpool_batch_send(pgpool_t *pool, pgpool_batch_t *batch);
+
 /* The caller no longer wants the answer: cb will not be called; a running
  * statement is cancelled on the server without blocking this loop. */
 void pgpool_cancel(pgpool_query_t *q);
