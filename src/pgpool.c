@@ -1410,6 +1410,8 @@ pgpool_batch_send(pgpool_t *pool, pgpool_batch_t *batch)
 	pgpool_query_t **qs;
 	int64_t          end = 0;
 
+	if (n == 0)
+		return;
 	qs = malloc((size_t)n * sizeof(*qs));
 	conn_of = malloc((size_t)n * sizeof(*conn_of));
 	if (qs == NULL || conn_of == NULL) {
@@ -1438,10 +1440,16 @@ pgpool_batch_send(pgpool_t *pool, pgpool_batch_t *batch)
 		plan_start(pool);
 		for (int k = 0; k < n; k++)
 			conn_of[k] = plan_pick(pool, pool->cost_us[qs[k]->stmt], &end);
-		for (int c = 0; c < pool->cfg.size; c++)
-			for (int k = n - 1; k >= 0; k--)
-				if (conn_of[k] == c)
+		for (int c = 0; c < pool->cfg.size; c++) {
+			for (int k = n - 1; k >= 0; k--) {
+				/* A failed send breaks the connection (later, from the
+				 * loop): the rest of its share waits for another. */
+				if (conn_of[k] == c && pool->conns[c].broken)
+					conn_of[k] = -1;
+				else if (conn_of[k] == c)
 					query_send(&pool->conns[c], qs[k]);
+			}
+		}
 		for (int k = 0; k < n; k++) {
 			if (conn_of[k] < 0) {
 				qs[k]->where = Q_QUEUED;
