@@ -687,6 +687,21 @@ conn_start_linger(conn_t *c)
 	buf_free(&c->in);
 }
 
+/* Whether the connection serves another request after this response. */
+static bool
+conn_keeps_alive(const conn_t *c)
+{
+	return c->req.keep_alive && !c->force_close && !c->w->draining &&
+	       c->w->cfg->keepalive_timeout > 0;
+}
+
+/* Statuses that never carry a body (RFC 9110 sections 6.4.1, 15.3.5, 15.4.5). */
+static bool
+status_bodyless(int status)
+{
+	return status == 204 || status == 304 || (status >= 100 && status < 200);
+}
+
 /* The whole response is on the wire: log it, then close or go on with the
  * next request. */
 static void
@@ -695,8 +710,7 @@ conn_response_complete(conn_t *c)
 	bool keep;
 
 	conn_log_access(c, c->resp_status);
-	keep = c->req.keep_alive && !c->force_close && !c->w->draining &&
-	       c->w->cfg->keepalive_timeout > 0;
+	keep = conn_keeps_alive(c);
 	c->in_response = false;
 	c->resp_done = false;
 	c->streaming = false;
@@ -1039,7 +1053,7 @@ void
 conn_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
              const char *body, size_t len)
 {
-	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+	bool bodyless = status_bodyless(status);
 	bool send_body = !bodyless && !c->req.head && len > 0;
 	bool keep;
 	head_t h;
@@ -1049,8 +1063,7 @@ conn_respond(conn_t *c, int status, const char *content_type, const char *extra_
 	c->busy++;
 	c->pending = false;
 	c->ops = NULL;
-	keep = c->req.keep_alive && !c->force_close && !c->w->draining &&
-	       c->w->cfg->keepalive_timeout > 0;
+	keep = conn_keeps_alive(c);
 	if (!keep)
 		c->force_close = true;
 	head_init(&h, status, bodyless ? NULL : content_type, extra_headers,
@@ -1116,7 +1129,7 @@ conn_respond_cancel(conn_t *c)
 void
 conn_respond_end(conn_t *c, int status, const char *content_type, const char *extra_headers)
 {
-	bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+	bool bodyless = status_bodyless(status);
 	size_t blen, start;
 	bool keep;
 	head_t h;
@@ -1131,8 +1144,7 @@ conn_respond_end(conn_t *c, int status, const char *content_type, const char *ex
 	c->body_open = false;
 	c->pending = false;
 	c->ops = NULL;
-	keep = c->req.keep_alive && !c->force_close && !c->w->draining &&
-	       c->w->cfg->keepalive_timeout > 0;
+	keep = conn_keeps_alive(c);
 	if (!keep)
 		c->force_close = true;
 	blen = c->out.len - c->body_at;
