@@ -617,12 +617,6 @@ cost_learn(pgpool_t *pool, pgconn_t *pc, const sent_t *s)
 	moving_average(&pool->cost_us[s->stmt], ran > 1 ? ran : 1);
 }
 
-int64_t
-pgpool_cost_us(const pgpool_t *pool, int stmt)
-{
-	return stmt >= 0 && stmt < pool->cfg.nstmts ? pool->cost_us[stmt] : 0;
-}
-
 /* Queue or fail fast?  With no connection ready, a query waits only if a
  * connection is expected soon: at start-up, or while reconnecting after a
  * loss with no attempt failed yet.  Once an attempt has failed the

@@ -70,10 +70,6 @@ void pgpool_batch_send(pgpool_t *pool, pgpool_batch_t *batch);
  * statement is cancelled on the server without blocking this loop. */
 void pgpool_cancel(pgpool_query_t *q);
 
-/* What stmt costs the server lately, in microseconds (a moving average;
- * 0 before its first answer). */
-int64_t pgpool_cost_us(const pgpool_t *pool, int stmt);
-
 /* True when at least one connection is up (/readyz). */
 bool pgpool_ready(const pgpool_t *pool);
 
