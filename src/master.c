@@ -32,11 +32,13 @@
 #define RESPAWN_RESET_MS 10000 /* a worker that lived this long resets the back-off */
 #define KILL_GRACE_MS    1000  /* after a bound, before SIGKILL */
 
+/* A listen address: a socket per worker position (see listen_open). */
 typedef struct listener {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char name[128]; /* as written in the config */
-	int fd;
+	int *fds;       /* [position]; -1 once the position's worker is left dead */
+	int nfds;
 } listener_t;
 
 /* One metrics slot and the process that writes it. */
@@ -54,6 +56,7 @@ typedef struct proc {
 	int64_t started;
 	int64_t backoff;
 	int64_t respawn_at;
+	int pos; /* worker position: whose listen sockets it accepts on */
 } proc_t;
 
 static struct master {
@@ -221,8 +224,13 @@ bad:
 	return -1;
 }
 
+/* One socket per worker position, all bound to the address with
+ * SO_REUSEPORT: the kernel spreads new connections over them by hash.
+ * Workers sharing one socket took turns badly: the worker that had just
+ * accepted was first in the wait queue again, and at 64 keep-alive
+ * clients one worker held them all. */
 static int
-listen_open(listener_t *l)
+listen_open(const listener_t *l, int pos)
 {
 	int on = 1;
 	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -235,6 +243,10 @@ listen_open(listener_t *l)
 		log_error("listen %s: SO_REUSEADDR: %s", l->name, strerror(errno));
 		goto fail;
 	}
+	if (pos >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
+		log_error("listen %s: SO_REUSEPORT: %s", l->name, strerror(errno));
+		goto fail;
+	}
 	/* "[::]:80" means IPv6 only, as in nginx: IPv4 is its own listen line,
 	 * whatever net.ipv6.bindv6only says. */
 	if (l->addr.ss_family == AF_INET6 &&
@@ -242,19 +254,34 @@ listen_open(listener_t *l)
 		log_error("listen %s: IPV6_V6ONLY: %s", l->name, strerror(errno));
 		goto fail;
 	}
-	if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0) {
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
 		log_error("listen %s: bind: %s", l->name, strerror(errno));
 		goto fail;
 	}
+	if (pos < 0)
+		return fd;
 	if (listen(fd, LISTEN_BACKLOG) < 0) {
 		log_error("listen %s: listen: %s", l->name, strerror(errno));
 		goto fail;
 	}
-	l->fd = fd;
-	return 0;
+	return fd;
 fail:
 	close(fd);
 	return -1;
+}
+
+/* SO_REUSEPORT would let feedd join a group some other program (or
+ * another feedd) listens with, and quietly share its traffic.  A bind
+ * without it fails where anybody listens on the address. */
+static int
+listen_check_free(const listener_t *l)
+{
+	int fd = listen_open(l, -1);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
 }
 
 static bool
@@ -263,9 +290,42 @@ addr_equal(const listener_t *a, const listener_t *b)
 	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
 }
 
-/* Builds the listener set of cfg into out, reusing the sockets of addresses
- * already bound in M.ls (the same fd goes to the new workers, so nothing
- * queued on it is lost) and binding the rest.  On failure every socket
+static const listener_t *
+listen_find(const listener_t *ls, int n, const listener_t *l)
+{
+	for (int i = 0; i < n; i++)
+		if (addr_equal(&ls[i], l))
+			return &ls[i];
+	return NULL;
+}
+
+/* Whether position pos of l, built by listen_setup, holds a socket it
+ * reused from M.ls rather than one it opened. */
+static bool
+listen_owned(const listener_t *l, int pos)
+{
+	const listener_t *cur = listen_find(M.ls, M.nls, l);
+
+	return cur != NULL && pos < cur->nfds && cur->fds[pos] == l->fds[pos];
+}
+
+/* Closes the sockets of ls[0..n) that are not also M.ls's, and frees. */
+static void
+listen_discard(listener_t *ls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		for (int p = 0; p < ls[i].nfds; p++)
+			if (ls[i].fds[p] >= 0 && !listen_owned(&ls[i], p))
+				close(ls[i].fds[p]);
+		free(ls[i].fds);
+		ls[i].fds = NULL;
+	}
+}
+
+/* Builds the listener set of cfg, a socket per worker position, into
+ * out.  Sockets M.ls already has for an address and position are reused
+ * (the same socket goes to the next worker of that position, so nothing
+ * queued on it is lost); the rest are opened.  On failure every socket
  * opened here is closed and M.ls is untouched. */
 static int
 listen_setup(const config_t *cfg, listener_t *out, int *nout)
@@ -274,66 +334,81 @@ listen_setup(const config_t *cfg, listener_t *out, int *nout)
 
 	for (int i = 0; i < cfg->nlisten; i++) {
 		listener_t *l = &out[n];
-		bool dup = false;
+		const listener_t *cur;
 
 		memset(l, 0, sizeof(*l));
-		l->fd = -1;
 		snprintf(l->name, sizeof(l->name), "%s", cfg->listen[i]);
 		if (listen_parse(cfg->listen[i], &l->addr, &l->addrlen) < 0)
 			goto fail;
-		for (int j = 0; j < n; j++)
-			if (addr_equal(&out[j], l))
-				dup = true;
-		if (dup) {
+		if (listen_find(out, n, l) != NULL) {
 			log_warn("listen %s given twice", l->name);
 			continue;
 		}
-		for (int j = 0; j < M.nls; j++)
-			if (addr_equal(&M.ls[j], l))
-				l->fd = M.ls[j].fd;
-		if (l->fd < 0 && listen_open(l) < 0)
+		l->fds = malloc((size_t)cfg->workers * sizeof(*l->fds));
+		if (l->fds == NULL) {
+			log_error("listen %s: out of memory", l->name);
 			goto fail;
+		}
 		n++;
+		cur = listen_find(M.ls, M.nls, l);
+		if (cur == NULL && listen_check_free(l) < 0)
+			goto fail;
+		for (int p = 0; p < cfg->workers; p++) {
+			l->fds[p] = cur != NULL && p < cur->nfds ? cur->fds[p] : -1;
+			if (l->fds[p] < 0 && (l->fds[p] = listen_open(l, p)) < 0)
+				goto fail;
+			l->nfds = p + 1;
+		}
 	}
 	*nout = n;
 	return 0;
 fail:
-	for (int i = 0; i < n; i++) {
-		bool kept = false;
-
-		for (int j = 0; j < M.nls; j++)
-			if (M.ls[j].fd == out[i].fd)
-				kept = true;
-		if (!kept)
-			close(out[i].fd);
-	}
+	listen_discard(out, n);
 	return -1;
 }
 
-/* Closes the sockets of M.ls that are not in next, then installs next. */
+/* Closes the sockets of M.ls that next does not keep, then installs next. */
 static void
-listen_replace(const listener_t *next, int nnext)
+listen_replace(listener_t *next, int nnext)
 {
 	for (int i = 0; i < M.nls; i++) {
-		bool kept = false;
+		const listener_t *cur = &M.ls[i];
+		const listener_t *kept = listen_find(next, nnext, cur);
 
-		for (int j = 0; j < nnext; j++)
-			if (next[j].fd == M.ls[i].fd)
-				kept = true;
-		if (!kept) {
-			log_info("closing listen %s", M.ls[i].name);
-			close(M.ls[i].fd);
+		if (kept == NULL)
+			log_info("closing listen %s", cur->name);
+		for (int p = kept != NULL ? kept->nfds : 0; p < cur->nfds; p++)
+			if (cur->fds[p] >= 0)
+				close(cur->fds[p]);
+		free(cur->fds);
+	}
+	if (nnext > 0)
+		memcpy(M.ls, next, (size_t)nnext * sizeof(*next));
+	M.nls = nnext;
+}
+
+/* A worker position left dead: new connections must not wait on its
+ * sockets for a worker that will not come. */
+static void
+listen_close_position(int pos)
+{
+	for (int i = 0; i < M.nls; i++) {
+		if (pos < M.ls[i].nfds && M.ls[i].fds[pos] >= 0) {
+			close(M.ls[i].fds[pos]);
+			M.ls[i].fds[pos] = -1;
 		}
 	}
-	memcpy(M.ls, next, (size_t)nnext * sizeof(*next));
-	M.nls = nnext;
 }
 
 static void
 listen_close_all(void)
 {
-	for (int i = 0; i < M.nls; i++)
-		close(M.ls[i].fd);
+	for (int i = 0; i < M.nls; i++) {
+		for (int p = 0; p < M.ls[i].nfds; p++)
+			if (M.ls[i].fds[p] >= 0)
+				close(M.ls[i].fds[p]);
+		free(M.ls[i].fds);
+	}
 	M.nls = 0;
 }
 
@@ -508,7 +583,7 @@ static void child_run(int slot) __attribute__((noreturn));
 static void
 child_run(int slot)
 {
-	int fds[CONFIG_MAX_LISTEN];
+	int fds[CONFIG_MAX_LISTEN], n = 0, pos = M.procs[slot].pos;
 
 	/* Never outlive the master: the kernel sends SIGTERM (a bounded drain)
 	 * when it dies, and a master that died before prctl is caught by the
@@ -517,13 +592,21 @@ child_run(int slot)
 		log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
 	if (getppid() != M.pid)
 		_exit(WORKER_EXIT_OK);
-	/* The master's own descriptors are no business of a worker. */
+	/* The master's own descriptors are no business of a worker, nor are
+	 * the other positions' sockets: a socket the master closes must go
+	 * away, not linger in a worker that never accepts on it. */
 	close(M.sigfd);
 	loop_destroy(M.loop);
 	M.loop = NULL;
-	for (int i = 0; i < M.nls; i++)
-		fds[i] = M.ls[i].fd;
-	worker_main(M.cfg, slot, fds, M.nls, M.cache);
+	for (int i = 0; i < M.nls; i++) {
+		for (int p = 0; p < M.ls[i].nfds; p++)
+			if (p != pos && M.ls[i].fds[p] >= 0)
+				close(M.ls[i].fds[p]);
+		fds[n] = pos < M.ls[i].nfds ? M.ls[i].fds[pos] : -1;
+		if (fds[n] >= 0)
+			n++;
+	}
+	worker_main(M.cfg, slot, fds, n, M.cache);
 }
 
 static int
@@ -630,6 +713,7 @@ proc_exited(int slot, int st)
 		return;
 	}
 	if (fatal) {
+		listen_close_position(p->pos);
 		log_error("worker %d (pid %ld) %s: a fatal error, not respawning it", slot, pid,
 		          how);
 		p->state = PROC_FATAL;
@@ -807,15 +891,7 @@ master_reload(void)
 	if (log_open(nc->log_level, nc->error_log, nc->access_log) < 0) {
 		log_error("reload failed: cannot open the new logs; keeping the current "
 		          "configuration");
-		for (int i = 0; i < nnext; i++) {
-			bool kept = false;
-
-			for (int j = 0; j < M.nls; j++)
-				if (M.ls[j].fd == next[i].fd)
-					kept = true;
-			if (!kept)
-				close(next[i].fd);
-		}
+		listen_discard(next, nnext);
 		goto fail;
 	}
 
@@ -851,6 +927,7 @@ master_reload(void)
 		if (p->state != PROC_FREE || p->pid != 0)
 			continue;
 		p->backoff = 0;
+		p->pos = n;
 		if (proc_spawn(i) < 0) {
 			p->started = loop_now(M.loop);
 			proc_schedule_respawn(p);
@@ -1016,6 +1093,7 @@ master_run(config_t *cfg, const char *config_path)
 	chown_logs();
 
 	for (int i = 0; i < M.cfg->workers; i++) {
+		M.procs[i].pos = i;
 		if (proc_spawn(i) < 0) {
 			M.procs[i].started = loop_now(M.loop);
 			proc_schedule_respawn(&M.procs[i]);

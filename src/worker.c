@@ -18,7 +18,8 @@
 #include "testhook.h"
 #include "worker.h"
 
-#define ACCEPT_PAUSE_MS 100 /* after EMFILE, and the poll while throttled */
+#define ACCEPT_PAUSE_MS  100 /* after EMFILE: the retry */
+#define DRAIN_ACCEPT_MAX 512 /* a listen backlog's worth: a flood cannot hold a drain */
 
 typedef struct listen_io {
 	loop_io_t io;
@@ -32,11 +33,9 @@ static listen_io_t listens[CONFIG_MAX_LISTEN];
 static int nlistens;
 static int sigfd = -1;
 static loop_io_t sig_io;
-static loop_timer_t pause_timer; /* accepts paused: EMFILE or throttled */
+static loop_timer_t pause_timer; /* accepts paused: out of descriptors */
 static loop_timer_t drain_timer; /* bound of a SIGTERM drain */
 static bool out_of_fds;          /* an EMFILE episode is running (logged once) */
-static bool throttled;           /* near max_connections, other workers take new ones */
-static int high_water;           /* throttle from this many connections */
 static pgpool_stmt_t stmts[FEED_SRC_COUNT];
 
 static void accept_cb(loop_io_t *io, uint32_t revents);
@@ -47,8 +46,10 @@ accept_start(void)
 	if (W.accepting || W.draining)
 		return;
 	for (int i = 0; i < nlistens; i++) {
-		/* EPOLLEXCLUSIVE wakes one waiting worker per connection instead
-		 * of all of them, which spreads accepts over the workers. */
+		/* The sockets are this worker's position's (see the master's
+		 * listen_open); during a reload the old worker of the position
+		 * shares them until it drains, and EPOLLEXCLUSIVE wakes one of
+		 * the two per connection rather than both. */
 		if (loop_io_add(W.loop, &listens[i].io, listens[i].fd, EPOLLIN | EPOLLEXCLUSIVE,
 		                accept_cb) < 0)
 			log_error("cannot watch a listen socket: %s", strerror(errno));
@@ -66,15 +67,9 @@ accept_stop(void)
 	W.accepting = false;
 }
 
-static bool
-over_high_water(void)
-{
-	return W.cfg->workers > 1 && W.nconns >= high_water;
-}
-
 /* Accepts until the backlog is empty, or budget connections (< 0: no
- * bound).  Returns false when accepting must pause: near max_connections
- * (throttled), or accept itself failing. */
+ * bound).  Returns false when accepting must pause: accept itself
+ * failing. */
 static bool
 accept_from(int fd, int budget)
 {
@@ -102,13 +97,11 @@ accept_from(int fd, int budget)
 				if (!out_of_fds)
 					log_error("accept: %s: pausing accepts", strerror(errno));
 				out_of_fds = true;
-				throttled = false;
 				return false;
 			default:
 				/* Unexpected, perhaps lasting: paused too, so it is
 				 * logged at most once per pause. */
 				log_error("accept: %s", strerror(errno));
-				throttled = false;
 				return false;
 			}
 		}
@@ -124,10 +117,6 @@ accept_from(int fd, int budget)
 		/* conn_accept owns cfd, and closes it when it fails. */
 		if (conn_accept(&W, cfd, (struct sockaddr *)&ss, len) != NULL)
 			metrics_add(METRICS_CONNECTIONS_ACCEPTED, 1);
-		if (over_high_water()) {
-			throttled = true;
-			return false;
-		}
 	}
 	return true;
 }
@@ -144,14 +133,13 @@ accept_cb(loop_io_t *io, uint32_t revents)
 {
 	listen_io_t *l = container_of(io, listen_io_t, io);
 
-	/* One per wake-up: draining the backlog let the first worker to wake
-	 * take most connections (50/14 at 64 clients). */
+	/* One per wake-up, as nginx without multi_accept: the connections
+	 * already open get their turn between two accepts. */
 	if (!accept_from(l->fd, 1))
 		accept_pause();
 }
 
-/* While paused, one small accept pass per tick: a client never waits in the
- * backlog for nobody when every worker is full; it is served or gets 503. */
+/* Out of descriptors: one accept pass per tick until accept works again. */
 static void
 pause_cb(loop_timer_t *t)
 {
@@ -160,16 +148,11 @@ pause_cb(loop_timer_t *t)
 	if (W.draining)
 		return;
 	for (int i = 0; i < nlistens && ok; i++)
-		ok = accept_from(listens[i].fd, throttled ? 1 : -1);
-	if (ok && over_high_water()) {
-		throttled = true;
-		ok = false;
-	}
+		ok = accept_from(listens[i].fd, -1);
 	if (!ok) {
 		loop_timer_start(W.loop, &pause_timer, ACCEPT_PAUSE_MS);
 		return;
 	}
-	throttled = false;
 	accept_start();
 }
 
@@ -185,16 +168,8 @@ worker_conn_closed(worker_t *w)
 {
 	w->nconns--;
 	metrics_gauge_add(METRICS_OPEN_CONNECTIONS, -1);
-	if (w->draining) {
-		if (w->nconns <= 0)
-			loop_stop(w->loop);
-		return;
-	}
-	if (throttled && !over_high_water()) {
-		loop_timer_stop(w->loop, &pause_timer);
-		throttled = false;
-		accept_start();
-	}
+	if (w->draining && w->nconns <= 0)
+		loop_stop(w->loop);
 }
 
 /* Draining and signals. */
@@ -216,6 +191,13 @@ drain_start(bool bounded)
 		return;
 	accept_stop();
 	loop_timer_stop(W.loop, &pause_timer);
+	/* What the kernel has queued for us is served, not reset: after a
+	 * reload that lowered workers, or at shutdown, this worker may be the
+	 * last holder of its sockets.  (Connections completed between this
+	 * pass and the close are still reset; net.ipv4.tcp_migrate_req hands
+	 * them to the other workers instead, see feedd(8).) */
+	for (int i = 0; i < nlistens; i++)
+		(void)accept_from(listens[i].fd, DRAIN_ACCEPT_MAX);
 	W.draining = true;
 	/* Our copies go now: a listen address removed by a reload closes when
 	 * the last old worker lets go of it. */
@@ -364,16 +346,15 @@ worker_main(const config_t *cfg, int slot, const int *listen_fds, int nlisten, s
 	W.cfg = cfg;
 	W.cache = cache;
 	W.slot = slot;
-	high_water = cfg->max_connections - cfg->max_connections / 10;
-	if (high_water < 1)
-		high_water = 1;
 
 	if (signals_setup() < 0)
 		exit(1);
-	/* The respawn and fatal-exit paths of the master, on demand. */
+	/* The respawn and fatal-exit paths of the master, on demand: every
+	 * worker, or the one of slot WORKER_EXIT_SLOT. */
 	const char *exit_hook = TESTHOOK("WORKER_EXIT");
+	const char *exit_slot = TESTHOOK("WORKER_EXIT_SLOT");
 
-	if (exit_hook != NULL) {
+	if (exit_hook != NULL && (exit_slot == NULL || atoi(exit_slot) == slot)) {
 		log_info("test hook: exiting with status %s", exit_hook);
 		exit(atoi(exit_hook));
 	}

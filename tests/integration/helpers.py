@@ -343,11 +343,29 @@ def socket_owners(f, socks):
     return [pid_of_inode.get(inode_of_port.get(s.getsockname()[1])) for s in socks]
 
 
+def connection_to(f, pid, batch=4, tries=20):
+    """A connected socket that worker pid accepted (say, while another
+    worker is stalled on purpose): connections are opened a few at a time
+    until the kernel's hash gives one to pid's listen socket; the others
+    are closed."""
+    for _ in range(tries):
+        socks = [socket.create_connection(("127.0.0.1", f.port), timeout=30)
+                 for _ in range(batch)]
+        owners = wait_until(lambda: pid in (o := socket_owners(f, socks)) and o, timeout=0.5)
+        chosen = socks[owners.index(pid)] if owners else None
+        for s in socks:
+            if s is not chosen:
+                s.close()
+        if chosen is not None:
+            return chosen
+    pytest.fail(f"{batch * tries} connections, none accepted by worker {pid}")
+
+
 def connections_on_every_worker(f, each, workers=2, limit=200):
-    """{worker pid: [each connected sockets it accepted]}.  Idle workers
-    take turns badly (the first waiter wins), so this relies on
-    max_connections being small: a worker near it leaves new connections
-    to the others.  Surplus connections are closed again."""
+    """{worker pid: [each connected sockets it accepted]}: connections are
+    opened until every worker holds each of them (the kernel spreads them
+    over the workers' sockets by hash).  Surplus connections are closed
+    again."""
     socks, owners = [], []
     while True:
         s = socket.create_connection(("127.0.0.1", f.port), timeout=10)

@@ -13,9 +13,7 @@ def read(path):
 
 
 def test_usr1_reopens_both_logs_in_every_process(feedd_factory):
-    # A small max_connections spreads the test's connections over both
-    # workers (see connections_on_every_worker).
-    f = feedd_factory(workers=2, max_connections=6, log_level="info")
+    f = feedd_factory(workers=2, log_level="info")
     error, access = f.dir / "error.log", f.dir / "access.log"
 
     for rotation in (1, 2):

@@ -179,7 +179,7 @@ def test_one_fill_for_concurrent_cold_requests_on_two_workers(demo, feedd_factor
     arrive during the fill): one fill, one set of 15 source timings, and
     every other request either waited for the fill or came after it."""
     k = 40
-    f = feedd_factory(workers=2, max_connections=24,
+    f = feedd_factory(workers=2,
                       env={"FEEDD_TEST_SLOW_SOURCE": "worlds:1000"})
     wait_pools(f)
     by_worker = connections_on_every_worker(f, each=k // 2)
@@ -495,7 +495,7 @@ def test_killed_workers_keep_every_total(demo, feedd_factory):
     respawn every counter and bucket is where it was (none lost, none
     doubled), the restarts are counted, and the dead workers' connections
     are gone from the gauge."""
-    f = feedd_factory(workers=2, max_connections=8)
+    f = feedd_factory(workers=2)
     wait_pools(f)
     by_worker = connections_on_every_worker(f, each=2)
     assert len(by_worker) == 2

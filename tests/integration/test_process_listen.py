@@ -78,3 +78,20 @@ def test_address_in_use_fails_the_start(feedd_factory):
         assert not (f.dir / "feedd.pid").exists()
     finally:
         blocker.close()
+
+
+def test_address_a_reuseport_socket_listens_on_fails_the_start(feedd_factory):
+    """feedd's own sockets use SO_REUSEPORT, which would let it join the
+    group of any program of the same user listening with it and take half
+    of that program's connections: it checks the address is free first."""
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    try:
+        port = blocker.getsockname()[1]
+        f = feedd_factory(listen=f"127.0.0.1:{port}", wait=False)
+        assert f.wait_exit(timeout=15) == 1, f.logs()
+        assert f"127.0.0.1:{port}" in f.error_log() and "in use" in f.error_log()
+    finally:
+        blocker.close()

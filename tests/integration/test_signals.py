@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import free_port
-from helpers import metric, running, wait_until
+from helpers import metric, running, socket_owners, wait_until
 
 BIG = 7 * 1024 * 1024   # static files stay below 8 MB
 
@@ -94,9 +94,22 @@ def test_hup_applies_a_new_worker_count(feedd):
     # Two old workers drain while three new ones start: then three are left.
     assert wait_until(lambda: "reloaded" in feedd.error_log() and len(feedd.worker_pids()) == 3), \
         feedd.logs()
+    # The third worker has listen sockets of its own and takes its share.
+    socks = [socket.create_connection(("127.0.0.1", feedd.port), timeout=5) for _ in range(60)]
+    try:
+        owners = wait_until(lambda: None not in (o := socket_owners(feedd, socks)) and o)
+        assert owners, socket_owners(feedd, socks)
+        share = [owners.count(p) for p in feedd.worker_pids()]
+        assert min(share) >= 5 and sum(share) == 60, share
+    finally:
+        for s in socks:
+            s.close()
+
     feedd.reconfigure(workers=1)
     feedd.signal(signal.SIGHUP)
     assert wait_until(lambda: len(feedd.worker_pids()) == 1), feedd.worker_pids()
+    # The sockets of the two positions gone were closed: nothing waits on them.
+    assert [get(feedd.port, "/healthz")[0] for _ in range(40)] == [200] * 40, feedd.logs()
 
 
 def test_hup_applies_a_new_listen_address(feedd):
@@ -231,6 +244,33 @@ def test_quit_finishes_the_request_in_flight(feedd_factory, www):
     assert body == (www / "big.bin").read_bytes(), f"got {len(body)} of {BIG} bytes"
     assert f.wait_exit(timeout=15) == 0, f.logs()
     assert not (f.dir / "feedd.pid").exists()
+
+
+def test_quit_serves_the_connections_waiting_to_be_accepted(feedd_factory):
+    """Connections the kernel queued on a worker's listen socket before the
+    shutdown are accepted and answered, not reset when the socket closes."""
+    f = feedd_factory(workers=1)
+    (worker,) = f.worker_pids()
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        socks = [socket.create_connection(("127.0.0.1", f.port), timeout=10) for _ in range(8)]
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        f.signal(signal.SIGQUIT)
+        assert wait_until(lambda: "SIGQUIT" in f.error_log()), f.logs()
+        time.sleep(0.2)      # the master has closed its copies of the sockets
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    statuses = []
+    for s in socks:
+        try:
+            data = s.recv(4096)
+            statuses.append(int(data.split()[1]) if data else "closed")
+        except OSError as e:
+            statuses.append(repr(e))
+        s.close()
+    assert statuses == [200] * 8, f"{statuses}\n{f.logs()}"
+    assert f.wait_exit(timeout=15) == 0, f.logs()
 
 
 def test_quit_is_not_bounded_by_shutdown_timeout(feedd_factory, www):
