@@ -650,6 +650,11 @@ conn_read(conn_t *c)
 			c->in.len += (size_t)n;
 			c->in.data[c->in.len] = '\0';
 			conn_process(c);
+			/* A short read emptied the socket: asking again would
+			 * only cost a recv that says EAGAIN (level-triggered
+			 * epoll tells us when more comes). */
+			if ((size_t)n < room)
+				break;
 			continue;
 		}
 		if (n == 0) {
