@@ -5,7 +5,7 @@
  * Layout of the segment (one POSIX shm object, mapped MAP_SHARED by the
  * master before it forks, so every worker inherits the same mapping):
  *
- *   [ header, 4 KiB ][ lease table: nleases x 32 B ][ slots: nslots x slot_size ]
+ *   [ header, 4 KiB ][ lease table: nleases x 32 B ][ tier 0 slots ]...[ tier n-1 slots ]
  *
  * header   magic, version, geometry (for a reader of a core dump; processes
  *          use their own copy of it, taken before fork, so a stray write into
@@ -13,8 +13,10 @@
  *          seed, the generation, and counters.
  * slot     a 64-byte header (seq, writer claim, key hash, generation, time
  *          stored, lengths, meta, checksum), the key (CACHE_KEY_MAX + 1
- *          rounded to 256 B), the body (cache_entry_max rounded to 8 B);
+ *          rounded to 256 B), the body (its tier's body_max rounded to 8 B);
  *          slot_size is a multiple of 64 so no two slots share a cache line.
+ * tier     slots of one size: bodies up to 16 kB, 64 kB, ... (x4 each), the
+ *          last up to cache_entry_max; each tier its own sets.
  * lease    one record per key hash (direct-mapped): owner, key hash, the
  *          generation when taken.  2 to 4 records per slot, a power of two.
  *
@@ -23,6 +25,15 @@
  *   reserved at start (posix_fallocate) so a full /dev/shm fails the start,
  *   not a worker later with SIGBUS.  No allocator in shared memory, nothing
  *   that grows with what clients send.
+ * - Tiers instead of one slot size: with every slot sized for
+ *   cache_entry_max (512 kB by default), 64 MB held 120 pages of typically
+ *   12 kB.  Each tier gets an equal share of the memory (as many tiers as
+ *   leave each CACHE_MIN_SLOTS): nothing has to be known in advance about
+ *   the pages' sizes, and the defaults hold 1,704 pages.  A page goes to
+ *   the smallest tier it fits or to a free slot of a larger one, and evicts
+ *   only in the smallest: a large page's entry is never lost to small ones.
+ *   A page that changed tier leaves its older copy behind; readers take the
+ *   newest copy over all tiers, and the old one expires like any entry.
  * - Set-associative, 8 ways: a key may live only in the 8 slots of its set
  *   (SipHash-2-4 of the key with a random per-instance seed, so clients cannot
  *   aim a flood of cursors at one set).  A new key takes, in order: a slot
@@ -72,9 +83,14 @@
 #include "testhook.h"
 
 #define CACHE_MAGIC       UINT64_C(0x6361636864646566) /* "feeddcac" little-endian */
-#define CACHE_VERSION     1
+#define CACHE_VERSION     2
 #define CACHE_WAYS        8
 #define CACHE_MIN_SLOTS   (4 * CACHE_WAYS)
+/* Slot tiers: bodies up to 16 kB, then 4 times more per tier, the last
+ * one cache_entry_max.  Each tier gets an equal share of cache_size. */
+#define CACHE_TIERS       5
+#define CACHE_TIER0_BODY  ((size_t)16 << 10)
+#define CACHE_TIER_GROWTH 4
 #define CACHE_HDR_SIZE    4096
 #define CACHE_KEY_AREA    256 /* CACHE_KEY_MAX + 1, multiple of 8 */
 #define CACHE_KEY_WORDS   (CACHE_KEY_AREA / 8)
@@ -131,7 +147,8 @@ typedef struct cache_hdr {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t ways;
-	uint64_t size, nsets, nslots, slot_size, entry_max, nleases;
+	uint64_t size, nslots, entry_max, nleases;
+	uint64_t ntiers, tier_nslots[CACHE_TIERS], tier_slot_size[CACHE_TIERS];
 	int64_t ttl_ms, stale_ms;
 	uint64_t seed[2];
 	/* Written at run time, on a line of their own. */
@@ -144,13 +161,23 @@ typedef struct cache_hdr {
 
 _Static_assert(sizeof(cache_hdr_t) <= CACHE_HDR_SIZE, "header fits its page");
 
+/* Slots of one size.  A page goes to the smallest tier it fits (or to a
+ * free slot of a larger one), so a 12 kB page does not hold a slot sized
+ * for cache_entry_max. */
+typedef struct cache_tier {
+	unsigned char *slots;
+	uint64_t nsets, nslots, slot_size, body_max;
+	uint64_t first; /* number of the tier's first slot in the whole table (logs) */
+} cache_tier_t;
+
 /* Private to each process (copied by fork): the geometry it trusts. */
 struct cache {
 	cache_hdr_t *hdr;
 	cache_lease_rec_t *leases;
-	unsigned char *slots;
+	cache_tier_t tiers[CACHE_TIERS];
+	unsigned ntiers;
 	size_t size;
-	uint64_t nsets, nslots, slot_size, entry_max, nleases;
+	uint64_t nslots, entry_max, nleases;
 	uint64_t seed0, seed1;
 	int64_t ttl_ms, stale_ms;
 	char name[NAME_MAX + 1];
@@ -367,9 +394,53 @@ cpu_relax(void)
 }
 
 static cache_slot_t *
-slot_at(const cache_t *c, uint64_t i)
+slot_at(const cache_tier_t *t, uint64_t i)
 {
-	return (cache_slot_t *)(void *)(c->slots + i * c->slot_size);
+	return (cache_slot_t *)(void *)(t->slots + i * t->slot_size);
+}
+
+/* Slot i of the whole table (the tiers one after the other). */
+static cache_slot_t *
+slot_nth(const cache_t *c, uint64_t i)
+{
+	unsigned t = 0;
+
+	while (t + 1 < c->ntiers && i >= c->tiers[t].first + c->tiers[t].nslots)
+		t++;
+	return slot_at(&c->tiers[t], i - c->tiers[t].first);
+}
+
+/* The first slot of h's set in tier t. */
+static uint64_t
+set_base(const cache_tier_t *t, uint64_t h)
+{
+	return (h % t->nsets) * CACHE_WAYS;
+}
+
+/* The slot's number in the whole table, for logs. */
+static uint64_t
+slot_number(const cache_t *c, const cache_slot_t *sl)
+{
+	const unsigned char *p = (const unsigned char *)sl;
+
+	for (unsigned i = 0; i < c->ntiers; i++) {
+		const cache_tier_t *t = &c->tiers[i];
+
+		if (p >= t->slots && p < t->slots + t->nslots * t->slot_size)
+			return t->first + (uint64_t)(p - t->slots) / t->slot_size;
+	}
+	return UINT64_MAX;
+}
+
+/* The smallest tier whose slots hold a body of len bytes. */
+static unsigned
+tier_for(const cache_t *c, size_t len)
+{
+	unsigned i = 0;
+
+	while (i + 1 < c->ntiers && c->tiers[i].body_max < len)
+		i++;
+	return i;
 }
 
 static cache_lease_rec_t *
@@ -439,10 +510,58 @@ seed_init(uint64_t seed[2])
 	seed[1] = (uint64_t)getpid() * UINT64_C(0xc2b2ae3d27d4eb4f) ^ (uint64_t)clock_mono_ms();
 }
 
+static size_t
+slot_bytes(size_t body_max)
+{
+	return round_up(sizeof(cache_slot_t) + CACHE_KEY_AREA + round_up(body_max, 8), 64);
+}
+
+/* Shares avail bytes equally among ntiers tiers of bodies up to 16 kB,
+ * 64 kB, ..., the last up to entry_max.  -1 when a tier would hold fewer
+ * than CACHE_MIN_SLOTS entries. */
+static int
+tiers_plan(size_t avail, size_t entry_max, unsigned ntiers, cache_tier_t *t)
+{
+	size_t body = CACHE_TIER0_BODY;
+
+	for (unsigned i = 0; i < ntiers; i++, body *= CACHE_TIER_GROWTH) {
+		size_t n;
+
+		t[i].body_max = i + 1 == ntiers ? entry_max : body;
+		t[i].slot_size = slot_bytes(t[i].body_max);
+		n = avail / ntiers /
+		    (t[i].slot_size + CACHE_LEASES_PER_SLOT * sizeof(cache_lease_rec_t));
+		n -= n % CACHE_WAYS;
+		if (n < CACHE_MIN_SLOTS)
+			return -1;
+		t[i].nslots = n;
+		t[i].nsets = n / CACHE_WAYS;
+	}
+	return 0;
+}
+
+/* As many tiers as entry_max calls for and cache_size can give each at
+ * least CACHE_MIN_SLOTS entries; 0 when not even one tier of entry_max. */
+static unsigned
+tiers_choose(size_t avail, size_t entry_max, cache_tier_t *t)
+{
+	unsigned want = 1;
+
+	for (size_t body = CACHE_TIER0_BODY; body < entry_max && want < CACHE_TIERS;
+	     body *= CACHE_TIER_GROWTH)
+		want++;
+	for (unsigned n = want; n > 0; n--)
+		if (tiers_plan(avail, entry_max, n, t) == 0)
+			return n;
+	return 0;
+}
+
 cache_t *
 cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, int64_t stale_ms)
 {
-	size_t slot_size, per_slot, nslots, nleases, lease_bytes, size;
+	cache_tier_t tiers[CACHE_TIERS];
+	size_t nslots = 0, nleases, lease_bytes, size, off;
+	unsigned ntiers;
 	cache_hdr_t *hdr;
 	cache_t *c;
 	void *map;
@@ -459,13 +578,16 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 		          (long long)ttl_ms, (long long)stale_ms);
 		return NULL;
 	}
-	slot_size = round_up(sizeof(cache_slot_t) + CACHE_KEY_AREA + round_up(entry_max, 8), 64);
-	per_slot = slot_size + CACHE_LEASES_PER_SLOT * sizeof(cache_lease_rec_t);
 	if (bytes > CACHE_SIZE_LIMIT) {
 		log_error("cache: cache_size %zu is larger than %zu", bytes, CACHE_SIZE_LIMIT);
 		return NULL;
 	}
-	if (bytes < CACHE_HDR_SIZE + CACHE_MIN_SLOTS * per_slot) {
+	ntiers = bytes > CACHE_HDR_SIZE ? tiers_choose(bytes - CACHE_HDR_SIZE, entry_max, tiers)
+	                                : 0;
+	if (ntiers == 0) {
+		size_t per_slot = slot_bytes(entry_max) +
+		                  CACHE_LEASES_PER_SLOT * sizeof(cache_lease_rec_t);
+
 		log_error(
 		        "cache: cache_size %zu holds fewer than %d entries of cache_entry_max %zu; "
 		        "need at least %zu bytes",
@@ -473,12 +595,14 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 		        (size_t)CACHE_HDR_SIZE + CACHE_MIN_SLOTS * per_slot);
 		return NULL;
 	}
-	nslots = (bytes - CACHE_HDR_SIZE) / per_slot;
-	nslots -= nslots % CACHE_WAYS;
+	for (unsigned i = 0; i < ntiers; i++)
+		nslots += tiers[i].nslots;
 	for (nleases = 1; nleases * 2 <= CACHE_LEASES_PER_SLOT * nslots; nleases *= 2)
 		;
 	lease_bytes = round_up(nleases * sizeof(cache_lease_rec_t), 64);
-	size = CACHE_HDR_SIZE + lease_bytes + nslots * slot_size;
+	size = CACHE_HDR_SIZE + lease_bytes;
+	for (unsigned i = 0; i < ntiers; i++)
+		size += tiers[i].nslots * tiers[i].slot_size;
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -516,11 +640,18 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 
 	c->hdr = hdr = map;
 	c->leases = (cache_lease_rec_t *)(void *)((unsigned char *)map + CACHE_HDR_SIZE);
-	c->slots = (unsigned char *)map + CACHE_HDR_SIZE + lease_bytes;
+	off = CACHE_HDR_SIZE + lease_bytes;
+	for (unsigned i = 0; i < ntiers; i++) {
+		c->tiers[i] = tiers[i];
+		c->tiers[i].slots = (unsigned char *)map + off;
+		c->tiers[i].first = i == 0 ? 0 : c->tiers[i - 1].first + c->tiers[i - 1].nslots;
+		off += tiers[i].nslots * tiers[i].slot_size;
+		hdr->tier_nslots[i] = tiers[i].nslots;
+		hdr->tier_slot_size[i] = tiers[i].slot_size;
+	}
+	c->ntiers = ntiers;
 	c->size = size;
 	c->nslots = nslots;
-	c->nsets = nslots / CACHE_WAYS;
-	c->slot_size = slot_size;
 	c->entry_max = entry_max;
 	c->nleases = nleases;
 	c->ttl_ms = ttl_ms;
@@ -532,9 +663,8 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 	hdr->version = CACHE_VERSION;
 	hdr->ways = CACHE_WAYS;
 	hdr->size = size;
-	hdr->nsets = c->nsets;
 	hdr->nslots = nslots;
-	hdr->slot_size = slot_size;
+	hdr->ntiers = ntiers;
 	hdr->entry_max = entry_max;
 	hdr->nleases = nleases;
 	hdr->ttl_ms = ttl_ms;
@@ -542,8 +672,23 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 	/* Generation 0 is what an untouched (zeroed) slot holds: never valid. */
 	atomic_init(&hdr->generation, 1);
 	hdr->magic = CACHE_MAGIC;
-	log_info("cache: %s: %zu entries of up to %zu bytes in %zu bytes", c->name, nslots,
-	         entry_max, size);
+	{
+		char tiers_text[160];
+		size_t len = 0;
+
+		tiers_text[0] = '\0';
+		for (unsigned i = 0; i < ntiers && len < sizeof(tiers_text); i++) {
+			int n = snprintf(tiers_text + len, sizeof(tiers_text) - len, "%s%llu up to %zu kB",
+			                 i ? ", " : "", (unsigned long long)tiers[i].nslots,
+			                 (size_t)((tiers[i].body_max + 1023) / 1024));
+
+			if (n < 0)
+				break;
+			len += (size_t)n;
+		}
+		log_info("cache: %s: %zu entries (%s) in %zu bytes", c->name, nslots, tiers_text,
+		         size);
+	}
 	return c;
 
 fail_fd:
@@ -584,8 +729,8 @@ read_fail(buf_t *body, size_t base, int rc)
  * bytes of a torn copy are never inside *body, whatever the caller does
  * with it.  Otherwise body->len stays and the NUL after it is restored. */
 static int
-slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t klen, buf_t *body,
-          cache_entry_t *e)
+slot_read(cache_t *c, const cache_tier_t *t, cache_slot_t *sl, uint64_t h, const uint64_t *kw,
+          size_t klen, buf_t *body, cache_entry_t *e)
 {
 	const _Atomic uint64_t *bw = sl->data + CACHE_KEY_WORDS;
 	size_t base = body->len;
@@ -616,7 +761,7 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 		e->meta = atomic_load_explicit(&sl->meta, memory_order_relaxed);
 		ck = atomic_load_explicit(&sl->checksum, memory_order_relaxed);
 		bl = (size_t)(lens & UINT32_MAX);
-		if (kh != h || (lens >> 32) != klen || bl > c->entry_max) {
+		if (kh != h || (lens >> 32) != klen || bl > t->body_max) {
 			same = false;
 			goto recheck;
 		}
@@ -658,9 +803,9 @@ slot_read(cache_t *c, cache_slot_t *sl, uint64_t h, const uint64_t *kw, size_t k
 		if (sum_final(&sum) != ck) {
 			atomic_fetch_add_explicit(&c->hdr->checksum_failures, 1,
 			                          memory_order_relaxed);
-			log_warn("cache: torn entry in slot %zu caught by its checksum (a writer "
+			log_warn("cache: torn entry in slot %llu caught by its checksum (a writer "
 			         "stalled past its claim?); treated as a miss",
-			         (size_t)(((unsigned char *)sl - c->slots) / c->slot_size));
+			         (unsigned long long)slot_number(c, sl));
 			return read_fail(body, base, READ_OTHER);
 		}
 		body->len = base + bl;
@@ -674,9 +819,10 @@ cache_state_t
 cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
 {
 	size_t klen = strlen(key), n = 0, len0 = body->len;
-	uint64_t kw[CACHE_KEY_WORDS], h, gen_now, base;
-	cache_slot_t *cand[CACHE_WAYS];
-	int64_t when[CACHE_WAYS];
+	uint64_t kw[CACHE_KEY_WORDS], h, gen_now;
+	cache_slot_t *cand[CACHE_TIERS * CACHE_WAYS];
+	const cache_tier_t *tier[CACHE_TIERS * CACHE_WAYS];
+	int64_t when[CACHE_TIERS * CACHE_WAYS];
 
 	if (klen > CACHE_KEY_MAX)
 		return CACHE_MISS;
@@ -685,31 +831,38 @@ cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_me
 	/* Relaxed: the generation publishes nothing else; a flush that has not
 	 * reached this core yet is as if it came a moment later. */
 	gen_now = atomic_load_explicit(&c->hdr->generation, memory_order_relaxed);
-	base = (h % c->nsets) * CACHE_WAYS;
 
 	/* Candidates by hash (a hint read outside the seqlock), newest first:
-	 * two writers racing on a new key can leave two copies in a set. */
-	for (unsigned i = 0; i < CACHE_WAYS; i++) {
-		cache_slot_t *sl = slot_at(c, base + i);
-		size_t j;
-		int64_t st;
+	 * two writers racing on a new key can leave two copies in a set, and a
+	 * page that changed size can leave its older copy in another tier. */
+	for (unsigned t = 0; t < c->ntiers; t++) {
+		const cache_tier_t *tt = &c->tiers[t];
+		uint64_t base = set_base(tt, h);
 
-		if (atomic_load_explicit(&sl->keyhash, memory_order_relaxed) != h)
-			continue;
-		st = (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
-		for (j = n; j > 0 && when[j - 1] < st; j--) {
-			cand[j] = cand[j - 1];
-			when[j] = when[j - 1];
+		for (unsigned i = 0; i < CACHE_WAYS; i++) {
+			cache_slot_t *sl = slot_at(tt, base + i);
+			size_t j;
+			int64_t st;
+
+			if (atomic_load_explicit(&sl->keyhash, memory_order_relaxed) != h)
+				continue;
+			st = (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
+			for (j = n; j > 0 && when[j - 1] < st; j--) {
+				cand[j] = cand[j - 1];
+				tier[j] = tier[j - 1];
+				when[j] = when[j - 1];
+			}
+			cand[j] = sl;
+			tier[j] = tt;
+			when[j] = st;
+			n++;
 		}
-		cand[j] = sl;
-		when[j] = st;
-		n++;
 	}
 	for (size_t i = 0; i < n; i++) {
 		cache_entry_t e;
 		cache_state_t st;
 
-		if (slot_read(c, cand[i], h, kw, klen, body, &e) != READ_OK)
+		if (slot_read(c, tier[i], cand[i], h, kw, klen, body, &e) != READ_OK)
 			continue;
 		st = entry_state(c, gen_now, e.generation, e.stored, now);
 		if (st == CACHE_MISS) {
@@ -820,8 +973,8 @@ slot_claim(cache_t *c, cache_slot_t *sl, uint64_t me, int64_t now)
 		return false;
 	if (w != 0) {
 		atomic_fetch_add_explicit(&c->hdr->claims_stolen, 1, memory_order_relaxed);
-		log_warn("cache: took over slot %zu from writer pid %d (%s)",
-		         (size_t)(((unsigned char *)sl - c->slots) / c->slot_size),
+		log_warn("cache: took over slot %llu from writer pid %d (%s)",
+		         (unsigned long long)slot_number(c, sl),
 		         (int)owner_pid(w),
 		         (int64_t)(w >> OWNER_PID_BITS) <= now ? "claim expired" : "process gone");
 	}
@@ -930,10 +1083,9 @@ slot_write(cache_t *c, cache_slot_t *sl, uint64_t h, const char *key, size_t kle
 	}
 	store_words(bw, body, len, bn / 2, bn);
 	if (seq_end(sl, odd) < 0) {
-		log_warn("cache: slot %zu was taken over while this process wrote it "
+		log_warn("cache: slot %llu was taken over while this process wrote it "
 		         "(stopped over %d ms); \"%s\" not stored",
-		         (size_t)(((unsigned char *)sl - c->slots) / c->slot_size), CACHE_CLAIM_MS,
-		         key);
+		         (unsigned long long)slot_number(c, sl), CACHE_CLAIM_MS, key);
 		return -1;
 	}
 	return 0;
@@ -942,36 +1094,60 @@ slot_write(cache_t *c, cache_slot_t *sl, uint64_t h, const char *key, size_t kle
 typedef struct cache_cand {
 	cache_slot_t *sl;
 	int rank; /* 0 same key, 1 free, 2 live entry */
+	unsigned tier;
 	int64_t stored;
 } cache_cand_t;
 
-/* The slots of h's set in the order a new entry should take them. */
-static void
-victims(cache_t *c, uint64_t h, uint64_t gen_now, int64_t now, cache_cand_t out[CACHE_WAYS])
+static bool
+cand_before(const cache_cand_t *a, const cache_cand_t *b)
 {
-	uint64_t base = (h % c->nsets) * CACHE_WAYS;
+	if (a->rank != b->rank)
+		return a->rank < b->rank;
+	if (a->tier != b->tier)
+		return a->tier < b->tier;
+	return a->stored < b->stored;
+}
 
-	for (unsigned i = 0; i < CACHE_WAYS; i++) {
-		cache_slot_t *sl = slot_at(c, base + i);
-		/* Hints read outside any seqlock; a wrong guess only picks a
-		 * worse victim. */
-		uint64_t kh = atomic_load_explicit(&sl->keyhash, memory_order_relaxed);
-		uint64_t g = atomic_load_explicit(&sl->generation, memory_order_relaxed);
-		int64_t st = (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
-		uint64_t s = atomic_load_explicit(&sl->seq, memory_order_relaxed);
-		cache_cand_t cd = {sl, 2, st};
-		unsigned j;
+/* The slots a new entry of len bytes may take, in the order it should try
+ * them: one holding its key, then a free one (smallest tier first), then
+ * the oldest live entry of the smallest tier it fits.  A larger tier's
+ * live entries are not evicted for it: they may fit nowhere else.
+ * Returns how many went into out. */
+static unsigned
+victims(cache_t *c, uint64_t h, size_t len, uint64_t gen_now, int64_t now,
+        cache_cand_t out[CACHE_TIERS * CACHE_WAYS])
+{
+	unsigned n = 0, t0 = tier_for(c, len);
 
-		if (kh == h)
-			cd.rank = 0;
-		else if (kh == 0 || (s & 1) || entry_state(c, gen_now, g, st, now) == CACHE_MISS)
-			cd.rank = 1;
-		for (j = i; j > 0 && (out[j - 1].rank > cd.rank || (out[j - 1].rank == cd.rank &&
-		                                                    out[j - 1].stored > cd.stored));
-		     j--)
-			out[j] = out[j - 1];
-		out[j] = cd;
+	for (unsigned t = t0; t < c->ntiers; t++) {
+		const cache_tier_t *tt = &c->tiers[t];
+		uint64_t base = set_base(tt, h);
+
+		for (unsigned i = 0; i < CACHE_WAYS; i++) {
+			cache_slot_t *sl = slot_at(tt, base + i);
+			/* Hints read outside any seqlock; a wrong guess only
+			 * picks a worse victim. */
+			uint64_t kh = atomic_load_explicit(&sl->keyhash, memory_order_relaxed);
+			uint64_t g = atomic_load_explicit(&sl->generation, memory_order_relaxed);
+			int64_t st = (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
+			uint64_t s = atomic_load_explicit(&sl->seq, memory_order_relaxed);
+			cache_cand_t cd = {sl, 2, t, st};
+			unsigned j;
+
+			if (kh == h)
+				cd.rank = 0;
+			else if (kh == 0 || (s & 1) ||
+			         entry_state(c, gen_now, g, st, now) == CACHE_MISS)
+				cd.rank = 1;
+			if (cd.rank == 2 && t != t0)
+				continue;
+			for (j = n; j > 0 && cand_before(&cd, &out[j - 1]); j--)
+				out[j] = out[j - 1];
+			out[j] = cd;
+			n++;
+		}
 	}
+	return n;
 }
 
 int
@@ -981,8 +1157,9 @@ cache_put(cache_t *c, const char *key, const char *body, size_t len, const cache
 	size_t klen = strlen(key);
 	uint64_t h = key_hash(c, key, klen), gen, gen_now, lw, me, m;
 	cache_lease_rec_t *r;
-	cache_cand_t cand[CACHE_WAYS];
+	cache_cand_t cand[CACHE_TIERS * CACHE_WAYS];
 	cache_slot_t *sl = NULL;
+	unsigned ncand;
 	bool evicted;
 	int rc;
 
@@ -999,8 +1176,8 @@ cache_put(cache_t *c, const char *key, const char *body, size_t len, const cache
 	}
 
 	me = owner_word(getpid(), now + CACHE_CLAIM_MS);
-	victims(c, h, gen_now, now, cand);
-	for (unsigned i = 0; i < CACHE_WAYS && sl == NULL; i++)
+	ncand = victims(c, h, len, gen_now, now, cand);
+	for (unsigned i = 0; i < ncand && sl == NULL; i++)
 		if (slot_claim(c, cand[i].sl, me, now))
 			sl = cand[i].sl;
 	if (sl == NULL) {
@@ -1049,7 +1226,7 @@ cache_stats(cache_t *c, cache_stats_t *out)
 	/* A racy scan without the seqlock: an estimate for /metrics, at most
 	 * the few entries being written at this instant off. */
 	for (uint64_t i = 0; i < c->nslots; i++) {
-		cache_slot_t *sl = slot_at(c, i);
+		cache_slot_t *sl = slot_nth(c, i);
 		uint64_t g, lens;
 		int64_t st;
 
@@ -1081,7 +1258,7 @@ cache_reap(cache_t *c, pid_t pid)
 	if (pid <= 0 || (uint64_t)pid > OWNER_PID_MASK)
 		return 0;
 	for (uint64_t i = 0; i < c->nslots; i++) {
-		cache_slot_t *sl = slot_at(c, i);
+		cache_slot_t *sl = slot_nth(c, i);
 		uint64_t w = atomic_load_explicit(&sl->owner, memory_order_relaxed);
 
 		if (w == 0 || owner_pid(w) != pid)

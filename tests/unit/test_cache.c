@@ -316,6 +316,94 @@ test_oversize(void)
 }
 
 static void
+fill_page(char *page, size_t len, int k)
+{
+	memset(page, 'a' + k % 26, len);
+	snprintf(page, len, "page %d of %zu bytes", k, len);
+}
+
+/* 8 MB with cache_entry_max 64 kB: 248 slots for bodies up to 16 kB and
+ * 56 up to 64 kB, where one size of slot would give 120 of 64 kB. */
+static void
+test_tiers(void)
+{
+	cache_t *c = make(8 << 20, 64 * 1024, 60000, 0, NULL);
+	char *page = malloc(64 * 1024), *big = malloc(64 * 1024), key[32];
+	buf_t b = BUF_INIT;
+	cache_meta_t m = {1, 1};
+	cache_stats_t st;
+	int hits = 0;
+
+	if (c == NULL || page == NULL || big == NULL) {
+		CHECK(c != NULL && page != NULL && big != NULL);
+		free(page);
+		free(big);
+		cache_destroy(c, 1);
+		return;
+	}
+	cache_stats(c, &st);
+	CHECK_INT(st.capacity_entries, 248 + 56);
+
+	/* More 10 kB pages than 120 slots could hold all stay. */
+	for (int k = 0; k < 150; k++) {
+		snprintf(key, sizeof(key), "small%d", k);
+		fill_page(page, 10000, k);
+		CHECK_INT(cache_put(c, key, page, 10000, &m, 1000), 0);
+	}
+	for (int k = 0; k < 150; k++) {
+		snprintf(key, sizeof(key), "small%d", k);
+		fill_page(page, 10000, k);
+		if (cache_get(c, key, 1000, &b, &m) == CACHE_HIT && b.len == 10000 &&
+		    memcmp(b.data, page, 10000) == 0)
+			hits++;
+	}
+	CHECK_INT(hits, 150);
+
+	/* A page that grows to the next tier and shrinks back: the newest
+	 * copy is served each time, wherever it is. */
+	fill_page(page, 10000, 1);
+	CHECK_INT(cache_put(c, "moving", page, 10000, &m, 2000), 0);
+	fill_page(big, 40000, 2);
+	CHECK_INT(cache_put(c, "moving", big, 40000, &m, 2001), 0);
+	CHECK_INT(cache_get(c, "moving", 2001, &b, &m), CACHE_HIT);
+	CHECK(b.len == 40000 && memcmp(b.data, big, 40000) == 0);
+	fill_page(page, 12000, 3);
+	CHECK_INT(cache_put(c, "moving", page, 12000, &m, 2002), 0);
+	CHECK_INT(cache_get(c, "moving", 2002, &b, &m), CACHE_HIT);
+	CHECK(b.len == 12000 && memcmp(b.data, page, 12000) == 0);
+
+	/* Small pages never evict a large page's live entry (it could go
+	 * nowhere else); they only take free large slots. */
+	cache_flush(c);
+	for (int k = 0; k < 12; k++) {
+		snprintf(key, sizeof(key), "large%d", k);
+		fill_page(big, 40000, k);
+		CHECK_INT(cache_put(c, key, big, 40000, &m, 3000), 0);
+	}
+	for (int k = 0; k < 3000; k++) {
+		snprintf(key, sizeof(key), "flood%d", k);
+		fill_page(page, 10000, k);
+		cache_put(c, key, page, 10000, &m, 3001 + k);
+	}
+	hits = 0;
+	for (int k = 0; k < 12; k++) {
+		snprintf(key, sizeof(key), "large%d", k);
+		fill_page(big, 40000, k);
+		if (cache_get(c, key, 6001, &b, &m) == CACHE_HIT && b.len == 40000 &&
+		    memcmp(b.data, big, 40000) == 0)
+			hits++;
+	}
+	CHECK_INT(hits, 12);
+	cache_stats(c, &st);
+	CHECK(st.entries <= st.capacity_entries);
+	CHECK_INT(st.checksum_failures, 0);
+	free(page);
+	free(big);
+	buf_free(&b);
+	cache_destroy(c, 1);
+}
+
+static void
 test_create_errors(void)
 {
 	char name[64];
@@ -628,10 +716,12 @@ page_ok(const buf_t *b, const cache_meta_t *m, int k)
 	                    fnv1a(key, strlen(key), UINT64_C(0xcbf29ce484222325)));
 }
 
+static size_t torture_entry_max = ENTRY_MAX;
+
 static void
 torture_writer(cache_t *c, torture_result_t *res, int id, int64_t until, long iters)
 {
-	char *page = malloc(ENTRY_MAX);
+	char *page = malloc(torture_entry_max);
 	uint64_t rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(id + 1);
 
 	if (page == NULL)
@@ -642,7 +732,7 @@ torture_writer(cache_t *c, torture_result_t *res, int id, int64_t until, long it
 		cache_meta_t m;
 
 		snprintf(key, sizeof(key), "t%d", k);
-		m.items_end = (uint32_t)make_page(page, k, &rng, ENTRY_MAX);
+		m.items_end = (uint32_t)make_page(page, k, &rng, torture_entry_max);
 		m.nitems = (uint32_t)k;
 		if (xorshift(&rng) % 4 == 0 && cache_lease(c, key, clock_mono_ms(), 1000) == 0) {
 			continue; /* someone else fills it */
@@ -708,11 +798,9 @@ torture_reader(cache_t *c, torture_result_t *res, int id, int64_t until, long it
 }
 
 static void
-test_torture(void)
+torture_run(size_t entry_max, size_t size, uint64_t capacity)
 {
-	/* 32 slots in 4 sets for 48 keys: constant eviction and contention. */
-	size_t slot = 64 + 256 + ENTRY_MAX, size = 4096 + 36 * (slot + 32);
-	cache_t *c = make(size, ENTRY_MAX, 60000, 0, NULL);
+	cache_t *c = make(size, entry_max, 60000, 0, NULL);
 	int nw = quick ? 2 : 4, nr = quick ? 2 : 4, n = 0, crashed = 0;
 	long iters = quick ? 20000 : 2000000;
 	int64_t until = clock_mono_ms() + (quick ? 300 : 2000);
@@ -724,8 +812,9 @@ test_torture(void)
 		CHECK(c != NULL);
 		return;
 	}
+	torture_entry_max = entry_max;
 	cache_stats(c, &st);
-	CHECK_INT(st.capacity_entries, 32);
+	CHECK_INT(st.capacity_entries, capacity);
 	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (res == MAP_FAILED) {
 		CHECK(res != MAP_FAILED);
@@ -763,6 +852,26 @@ test_torture(void)
 	CHECK(st.evictions > 0);
 	munmap(res, sizeof(*res));
 	cache_destroy(c, 1);
+}
+
+static void
+test_torture(void)
+{
+	/* 32 slots in 4 sets for 48 keys: constant eviction and contention. */
+	size_t slot = 64 + 256 + ENTRY_MAX;
+
+	torture_run(ENTRY_MAX, 4096 + 36 * (slot + 32), 32);
+}
+
+/* Pages of 24 B to 64 kB over two tiers (16 kB and 64 kB slots): a key
+ * moves between tiers as its size changes, and readers pick the newest
+ * copy among both.  Tier 1 holds 32 slots, tier 0 120. */
+static void
+test_torture_tiers(void)
+{
+	size_t share = 32 * (65856 + 128) + 64;
+
+	torture_run(64 * 1024, 4096 + 2 * share, 32 + 120);
 }
 
 #ifdef FEEDD_TEST_HOOKS
@@ -914,7 +1023,9 @@ main(void)
 	RUN(test_lease);
 	RUN(test_lease_race);
 	RUN(test_flood);
+	RUN(test_tiers);
 	RUN(test_torture);
+	RUN(test_torture_tiers);
 #ifdef FEEDD_TEST_HOOKS
 	RUN(test_killed_writer);
 #else
