@@ -387,8 +387,8 @@ listen_replace(listener_t *next, int nnext)
 	M.nls = nnext;
 }
 
-/* A worker position left dead: new connections must not wait on its
- * sockets for a worker that will not come. */
+/* A worker position left dead, or dying again and again: new connections
+ * must not wait on its sockets for a worker that will not come soon. */
 static void
 listen_close_position(int pos)
 {
@@ -398,6 +398,20 @@ listen_close_position(int pos)
 			M.ls[i].fds[pos] = -1;
 		}
 	}
+}
+
+/* Opens the sockets listen_close_position closed, for the position's next
+ * worker. */
+static int
+listen_open_position(int pos)
+{
+	for (int i = 0; i < M.nls; i++) {
+		listener_t *l = &M.ls[i];
+
+		if (pos < l->nfds && l->fds[pos] < 0 && (l->fds[pos] = listen_open(l, pos)) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void
@@ -569,6 +583,18 @@ procs_live(void)
 	return n;
 }
 
+/* Workers of the current generation that run now. */
+static int
+procs_running(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < M.nprocs; i++)
+		if (M.procs[i].state == PROC_RUNNING)
+			n++;
+	return n;
+}
+
 static void
 procs_signal(int sig)
 {
@@ -613,8 +639,11 @@ static int
 proc_spawn(int slot)
 {
 	proc_t *p = &M.procs[slot];
-	pid_t pid = fork();
+	pid_t pid;
 
+	if (listen_open_position(p->pos) < 0)
+		return -1;
+	pid = fork();
 	if (pid < 0) {
 		log_error("fork worker %d: %s", slot, strerror(errno));
 		return -1;
@@ -728,6 +757,18 @@ proc_exited(int slot, int st)
 	proc_schedule_respawn(p);
 	log_error("worker %d (pid %ld) %s; respawning in %lld ms", slot, pid, how,
 	          (long long)p->backoff);
+	/* Died young again: its connections would wait out the back-off (up
+	 * to RESPAWN_MAX_MS, or for ever if it keeps dying).  Close its
+	 * sockets, resetting what waits on them, so the other workers take
+	 * every new connection until it is back.  A first death keeps them:
+	 * what is queued is served 100 ms later; so does a lone worker, as
+	 * nobody else would take its connections. */
+	if (p->backoff > RESPAWN_MIN_MS && procs_running() > 0) {
+		listen_close_position(p->pos);
+		log_warn("worker %d keeps dying: its share of new connections goes to the other "
+		         "workers until it is back",
+		         slot);
+	}
 	respawn_arm();
 }
 

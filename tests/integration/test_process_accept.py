@@ -139,6 +139,48 @@ def test_a_worker_left_dead_takes_no_connections(feedd_factory):
     assert f.alive()
 
 
+def test_a_worker_that_keeps_dying_takes_no_connections_meanwhile(feedd_factory):
+    """A worker that dies young again is respawned after a growing
+    back-off, and it exits at once every time here: its sockets are closed
+    meanwhile, so no connection waits in them for it."""
+    f = feedd_factory(workers=2, wait=False,
+                      env={"FEEDD_TEST_WORKER_EXIT": "1", "FEEDD_TEST_WORKER_EXIT_SLOT": "1"})
+    assert wait_until(lambda: "keeps dying" in f.error_log()), f.logs()
+    f.wait_healthy()
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", f.port), timeout=5)
+        try:
+            s.settimeout(2)     # the back-off is 200 ms and more by now
+            s.sendall(request_bytes("/healthz"))
+            data = read_all(s)
+            assert data.startswith(b"HTTP/1.1 200"), (data[:100], f.logs())
+        finally:
+            s.close()
+
+
+def test_a_worker_back_from_dying_twice_takes_its_share_again(feedd_factory):
+    """Killed twice in a row, a worker's sockets are closed during its
+    back-off and opened again for its successor."""
+    f = feedd_factory(workers=2, header_timeout="60s")
+    victim, other = f.worker_pids()
+    os.kill(victim, signal.SIGKILL)
+    second = wait_until(lambda: next((p for p in f.worker_pids() if p not in (victim, other)),
+                                     None))
+    assert second, f.logs()
+    os.kill(second, signal.SIGKILL)
+    assert wait_until(lambda: "keeps dying" in f.error_log()), f.logs()
+    third = wait_until(lambda: next((p for p in f.worker_pids()
+                                     if p not in (victim, other, second)), None))
+    assert third, f.logs()
+    idle = open_idle(f.port, 64)
+    try:
+        assert wait_until(lambda: sum(held_by([other, third], f.port)) == 64)
+        assert min(held_by([other, third], f.port)) >= 16, held_by([other, third], f.port)
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_out_of_descriptors_pauses_accepting(feedd_factory):
     f = feedd_factory(workers=1, header_timeout="60s")
     (worker,) = f.worker_pids()
