@@ -82,10 +82,10 @@
 #include "metrics.h"
 #include "testhook.h"
 
-#define CACHE_MAGIC       UINT64_C(0x6361636864646566) /* "feeddcac" little-endian */
-#define CACHE_VERSION     2
-#define CACHE_WAYS        8
-#define CACHE_MIN_SLOTS   (4 * CACHE_WAYS)
+#define CACHE_MAGIC     UINT64_C(0x6361636864646566) /* "feeddcac" little-endian */
+#define CACHE_VERSION   2
+#define CACHE_WAYS      8
+#define CACHE_MIN_SLOTS (4 * CACHE_WAYS)
 /* Slot tiers: bodies up to 16 kB, then 4 times more per tier, the last
  * one cache_entry_max.  Each tier gets an equal share of cache_size. */
 #define CACHE_TIERS       5
@@ -582,11 +582,11 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 		log_error("cache: cache_size %zu is larger than %zu", bytes, CACHE_SIZE_LIMIT);
 		return NULL;
 	}
-	ntiers = bytes > CACHE_HDR_SIZE ? tiers_choose(bytes - CACHE_HDR_SIZE, entry_max, tiers)
-	                                : 0;
+	ntiers =
+	        bytes > CACHE_HDR_SIZE ? tiers_choose(bytes - CACHE_HDR_SIZE, entry_max, tiers) : 0;
 	if (ntiers == 0) {
-		size_t per_slot = slot_bytes(entry_max) +
-		                  CACHE_LEASES_PER_SLOT * sizeof(cache_lease_rec_t);
+		size_t per_slot =
+		        slot_bytes(entry_max) + CACHE_LEASES_PER_SLOT * sizeof(cache_lease_rec_t);
 
 		log_error(
 		        "cache: cache_size %zu holds fewer than %d entries of cache_entry_max %zu; "
@@ -678,8 +678,9 @@ cache_create(const char *name, size_t bytes, size_t entry_max, int64_t ttl_ms, i
 
 		tiers_text[0] = '\0';
 		for (unsigned i = 0; i < ntiers && len < sizeof(tiers_text); i++) {
-			int n = snprintf(tiers_text + len, sizeof(tiers_text) - len, "%s%llu up to %zu kB",
-			                 i ? ", " : "", (unsigned long long)tiers[i].nslots,
+			int n = snprintf(tiers_text + len, sizeof(tiers_text) - len,
+			                 "%s%llu up to %zu kB", i ? ", " : "",
+			                 (unsigned long long)tiers[i].nslots,
 			                 (size_t)((tiers[i].body_max + 1023) / 1024));
 
 			if (n < 0)
@@ -974,8 +975,7 @@ slot_claim(cache_t *c, cache_slot_t *sl, uint64_t me, int64_t now)
 	if (w != 0) {
 		atomic_fetch_add_explicit(&c->hdr->claims_stolen, 1, memory_order_relaxed);
 		log_warn("cache: took over slot %llu from writer pid %d (%s)",
-		         (unsigned long long)slot_number(c, sl),
-		         (int)owner_pid(w),
+		         (unsigned long long)slot_number(c, sl), (int)owner_pid(w),
 		         (int64_t)(w >> OWNER_PID_BITS) <= now ? "claim expired" : "process gone");
 	}
 	return true;
@@ -1129,7 +1129,8 @@ victims(cache_t *c, uint64_t h, size_t len, uint64_t gen_now, int64_t now,
 			 * picks a worse victim. */
 			uint64_t kh = atomic_load_explicit(&sl->keyhash, memory_order_relaxed);
 			uint64_t g = atomic_load_explicit(&sl->generation, memory_order_relaxed);
-			int64_t st = (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
+			int64_t st =
+			        (int64_t)atomic_load_explicit(&sl->stored, memory_order_relaxed);
 			uint64_t s = atomic_load_explicit(&sl->seq, memory_order_relaxed);
 			cache_cand_t cd = {sl, 2, t, st};
 			unsigned j;
