@@ -367,20 +367,27 @@ fail:
 	return -1;
 }
 
+/* Closes l's sockets of positions from on, and frees its table. */
+static void
+listener_release(listener_t *l, int from)
+{
+	for (int p = from; p < l->nfds; p++)
+		if (l->fds[p] >= 0)
+			close(l->fds[p]);
+	free(l->fds);
+	l->fds = NULL;
+}
+
 /* Closes the sockets of M.ls that next does not keep, then installs next. */
 static void
 listen_replace(listener_t *next, int nnext)
 {
 	for (int i = 0; i < M.nls; i++) {
-		const listener_t *cur = &M.ls[i];
-		const listener_t *kept = listen_find(next, nnext, cur);
+		const listener_t *kept = listen_find(next, nnext, &M.ls[i]);
 
 		if (kept == NULL)
-			log_info("closing listen %s", cur->name);
-		for (int p = kept != NULL ? kept->nfds : 0; p < cur->nfds; p++)
-			if (cur->fds[p] >= 0)
-				close(cur->fds[p]);
-		free(cur->fds);
+			log_info("closing listen %s", M.ls[i].name);
+		listener_release(&M.ls[i], kept != NULL ? kept->nfds : 0);
 	}
 	if (nnext > 0)
 		memcpy(M.ls, next, (size_t)nnext * sizeof(*next));
@@ -417,12 +424,8 @@ listen_open_position(int pos)
 static void
 listen_close_all(void)
 {
-	for (int i = 0; i < M.nls; i++) {
-		for (int p = 0; p < M.ls[i].nfds; p++)
-			if (M.ls[i].fds[p] >= 0)
-				close(M.ls[i].fds[p]);
-		free(M.ls[i].fds);
-	}
+	for (int i = 0; i < M.nls; i++)
+		listener_release(&M.ls[i], 0);
 	M.nls = 0;
 }
 

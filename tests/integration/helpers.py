@@ -310,11 +310,10 @@ async def get_many(port, path, n):
 # --- which worker holds a connection ---------------------------------------------
 
 
-def socket_owners(f, socks):
-    """For each client socket, the pid of the worker holding the other end
-    (None while it waits in the backlog)."""
-    ports = {s.getsockname()[1] for s in socks}
-    inode_of_port = {}
+def established(port):
+    """{client port: socket inode} of the established TCP connections whose
+    local port is port (IPv4 and IPv6)."""
+    inodes = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as fh:
@@ -323,23 +322,38 @@ def socket_owners(f, socks):
             continue
         for row in rows:
             fields = row.split()
-            local = int(fields[1].rsplit(":", 1)[1], 16)
-            remote = int(fields[2].rsplit(":", 1)[1], 16)
-            if local == f.port and remote in ports and fields[3] == "01":
-                inode_of_port[remote] = fields[9]
-    pid_of_inode = {}
-    for pid in f.worker_pids():
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes[int(fields[2].rsplit(":", 1)[1], 16)] = fields[9]
+    return inodes
+
+
+def socket_inodes(pid):
+    """The inodes of the sockets process pid holds (empty once it is gone)."""
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
         try:
-            fds = os.listdir(f"/proc/{pid}/fd")
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                pid_of_inode[link[8:-1]] = pid
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def client_conns(pid, port):
+    """How many client connections of port the process pid holds."""
+    return len(set(established(port).values()) & socket_inodes(pid))
+
+
+def socket_owners(f, socks):
+    """For each client socket, the pid of the worker holding the other end
+    (None while it waits in the backlog)."""
+    inode_of_port = established(f.port)
+    pid_of_inode = {inode: pid for pid in f.worker_pids() for inode in socket_inodes(pid)}
     return [pid_of_inode.get(inode_of_port.get(s.getsockname()[1])) for s in socks]
 
 

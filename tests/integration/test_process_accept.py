@@ -8,41 +8,7 @@ import signal
 import socket
 import time
 
-from helpers import read_all, request_bytes, wait_until
-
-
-def established_inodes(port):
-    """Socket inodes of established TCP connections whose local port is port."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    local, state, inode = fields[1], fields[3], fields[9]
-                    if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(inode)
-        except FileNotFoundError:
-            pass
-    return inodes
-
-
-def client_conns(pid, port):
-    """How many client connections of port the process pid holds."""
-    inodes = established_inodes(port)
-    n = 0
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                n += 1
-    except FileNotFoundError:
-        pass
-    return n
+from helpers import client_conns, read_all, request_bytes, wait_until
 
 
 def open_idle(port, n):

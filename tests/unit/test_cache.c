@@ -322,6 +322,26 @@ fill_page(char *page, size_t len, int k)
 	snprintf(page, len, "page %d of %zu bytes", k, len);
 }
 
+/* How many of the pages prefix0..prefix<n-1>, of len bytes each as
+ * fill_page made them, the cache serves fresh and intact at now. */
+static int
+pages_cached(cache_t *c, const char *prefix, int n, size_t len, int64_t now, char *page,
+             buf_t *b)
+{
+	cache_meta_t m;
+	char key[32];
+	int hits = 0;
+
+	for (int k = 0; k < n; k++) {
+		snprintf(key, sizeof(key), "%s%d", prefix, k);
+		fill_page(page, len, k);
+		if (cache_get(c, key, now, b, &m) == CACHE_HIT && b->len == len &&
+		    memcmp(b->data, page, len) == 0)
+			hits++;
+	}
+	return hits;
+}
+
 /* 8 MB with cache_entry_max 64 kB: 248 slots for bodies up to 16 kB and
  * 56 up to 64 kB, where one size of slot would give 120 of 64 kB. */
 static void
@@ -332,7 +352,6 @@ test_tiers(void)
 	buf_t b = BUF_INIT;
 	cache_meta_t m = {1, 1};
 	cache_stats_t st;
-	int hits = 0;
 
 	if (c == NULL || page == NULL || big == NULL) {
 		CHECK(c != NULL && page != NULL && big != NULL);
@@ -350,14 +369,7 @@ test_tiers(void)
 		fill_page(page, 10000, k);
 		CHECK_INT(cache_put(c, key, page, 10000, &m, 1000), 0);
 	}
-	for (int k = 0; k < 150; k++) {
-		snprintf(key, sizeof(key), "small%d", k);
-		fill_page(page, 10000, k);
-		if (cache_get(c, key, 1000, &b, &m) == CACHE_HIT && b.len == 10000 &&
-		    memcmp(b.data, page, 10000) == 0)
-			hits++;
-	}
-	CHECK_INT(hits, 150);
+	CHECK_INT(pages_cached(c, "small", 150, 10000, 1000, page, &b), 150);
 
 	/* A page that grows to the next tier and shrinks back: the newest
 	 * copy is served each time, wherever it is. */
@@ -385,15 +397,7 @@ test_tiers(void)
 		fill_page(page, 10000, k);
 		cache_put(c, key, page, 10000, &m, 3001 + k);
 	}
-	hits = 0;
-	for (int k = 0; k < 12; k++) {
-		snprintf(key, sizeof(key), "large%d", k);
-		fill_page(big, 40000, k);
-		if (cache_get(c, key, 6001, &b, &m) == CACHE_HIT && b.len == 40000 &&
-		    memcmp(b.data, big, 40000) == 0)
-			hits++;
-	}
-	CHECK_INT(hits, 12);
+	CHECK_INT(pages_cached(c, "large", 12, 40000, 6001, big, &b), 12);
 	cache_stats(c, &st);
 	CHECK(st.entries <= st.capacity_entries);
 	CHECK_INT(st.checksum_failures, 0);
