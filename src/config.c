@@ -73,6 +73,8 @@ static const config_key_t keys[] = {
 	  "group the workers run as when started as root" },
 	{ "shutdown_timeout", CT_DURATION, "10s", 0, DAY, F(shutdown_timeout), 0,
 	  "how long a graceful stop waits for requests before closing them" },
+	{ "worker_watchdog", CT_DURATION, "30s", 0, HOUR, F(worker_watchdog), 0,
+	  "a worker whose event loop stops this long is killed and replaced; 0 = off" },
 
 	/* logs */
 	{ "error_log", CT_STRING, "stderr", 0, 0, F(error_log), 0,
@@ -841,6 +843,12 @@ check_consistency(parse_t *p, const config_t *cfg)
 		fmt_size(b, sizeof(b), (int64_t)cfg->cache_size);
 		fail(p, line_of(p, "cache_entry_max", "cache_size"),
 		     "cache_entry_max (%s) must be smaller than cache_size (%s)", a, b);
+		return -1;
+	}
+	if (cfg->worker_watchdog > 0 && cfg->worker_watchdog < 1000) {
+		fail(p, line_of(p, "worker_watchdog", "worker_watchdog"),
+		     "worker_watchdog must be 0 (off) or at least 1s: a shorter one kills "
+		     "workers that are only slow to be scheduled");
 		return -1;
 	}
 	if (cfg->max_request_line > cfg->max_header_size) {

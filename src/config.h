@@ -31,6 +31,7 @@ typedef struct config {
 	char          *user;
 	char          *group;
 	int64_t        shutdown_timeout;
+	int64_t        worker_watchdog;             /* 0 = off */
 
 	/* logs */
 	char          *error_log;

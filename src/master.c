@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "log.h"
 #include "loop.h"
 #include "master.h"
 #include "metrics.h"
 #include "notify.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define LISTEN_BACKLOG   511
@@ -56,7 +58,9 @@ typedef struct proc {
 	int64_t started;
 	int64_t backoff;
 	int64_t respawn_at;
-	int pos; /* worker position: whose listen sockets it accepts on */
+	int pos;             /* worker position: whose listen sockets it accepts on */
+	int64_t watchdog;    /* worker_watchdog it was started with (ms, 0 = off) */
+	int64_t watchdog_at; /* when the watchdog sent it SIGABRT, 0 = not yet */
 } proc_t;
 
 static struct master {
@@ -68,6 +72,7 @@ static struct master {
 	loop_io_t sig_io;
 	loop_timer_t respawn_timer;
 	loop_timer_t kill_timer;
+	loop_timer_t watchdog_timer;
 	listener_t ls[CONFIG_MAX_LISTEN];
 	int nls;
 	cache_t *cache;
@@ -646,6 +651,9 @@ proc_spawn(int slot)
 
 	if (listen_open_position(p->pos) < 0)
 		return -1;
+	/* Its first stamp comes from its loop; until then, the start counts.
+	 * Before fork, so that it can only be older than the worker's own. */
+	watchdog_beat(slot, clock_mono_ms());
 	pid = fork();
 	if (pid < 0) {
 		log_error("fork worker %d: %s", slot, strerror(errno));
@@ -656,6 +664,8 @@ proc_spawn(int slot)
 	p->state = PROC_RUNNING;
 	p->pid = pid;
 	p->started = loop_now(M.loop);
+	p->watchdog = M.cfg->worker_watchdog;
+	p->watchdog_at = 0;
 	log_info("worker %d started with pid %ld", slot, (long)pid);
 	return 0;
 }
@@ -796,6 +806,44 @@ reap(void)
 	}
 	if (M.stopping && procs_live() == 0)
 		loop_stop(M.loop);
+}
+
+/* The watchdog (see watchdog.c): a live worker whose loop has not stamped
+ * for its worker_watchdog gets SIGABRT (a core dump shows where it was
+ * stuck), and SIGKILL KILL_GRACE_MS later if that did not end it; reap()
+ * then respawns it as any worker that died. */
+static void
+watchdog_cb(loop_timer_t *t)
+{
+	int64_t now = clock_mono_ms(), next = 1000;
+
+	for (int i = 0; i < M.nprocs; i++) {
+		proc_t *p = &M.procs[i];
+		int64_t idle = now - watchdog_last(i);
+
+		if (p->pid <= 0 || p->watchdog <= 0)
+			continue;
+		if (watchdog_beat_interval(p->watchdog) < next)
+			next = watchdog_beat_interval(p->watchdog);
+		if (p->watchdog_at == 0 && idle >= p->watchdog) {
+			log_error("worker %d (pid %ld): its event loop has not run for %lld ms "
+			          "(worker_watchdog): killing it with SIGABRT",
+			          i, (long)p->pid, (long long)idle);
+			metrics_add(METRICS_WORKER_WATCHDOG_KILLS, 1);
+			p->watchdog_at = now;
+			if (kill(p->pid, SIGABRT) < 0 && errno != ESRCH)
+				log_error("kill worker %d (pid %ld): %s", i, (long)p->pid,
+				          strerror(errno));
+		} else if (p->watchdog_at != 0 && now - p->watchdog_at >= KILL_GRACE_MS) {
+			log_error("worker %d (pid %ld) survived SIGABRT for %d ms: SIGKILL", i,
+			          (long)p->pid, KILL_GRACE_MS);
+			p->watchdog_at = now;
+			if (kill(p->pid, SIGKILL) < 0 && errno != ESRCH)
+				log_error("kill worker %d (pid %ld): %s", i, (long)p->pid,
+				          strerror(errno));
+		}
+	}
+	loop_timer_start(M.loop, t, next);
 }
 
 /* Shutdown. */
@@ -1110,6 +1158,8 @@ master_run(config_t *cfg, const char *config_path)
 	}
 	M.metrics = true;
 	metrics_set_slot(-1);
+	if (watchdog_create(nslots) < 0)
+		goto out;
 	M.procs = calloc((size_t)nslots, sizeof(*M.procs));
 	if (M.procs == NULL) {
 		log_error("out of memory");
@@ -1128,6 +1178,7 @@ master_run(config_t *cfg, const char *config_path)
 	}
 	loop_timer_init(&M.respawn_timer, respawn_cb);
 	loop_timer_init(&M.kill_timer, kill_cb);
+	loop_timer_init(&M.watchdog_timer, watchdog_cb);
 
 	if (has_pid_file(M.cfg)) {
 		if (pidfile_write(M.cfg->pid_file) < 0)
@@ -1144,6 +1195,8 @@ master_run(config_t *cfg, const char *config_path)
 		}
 	}
 	respawn_arm();
+	/* Always armed: a reload may turn the watchdog on for new workers. */
+	watchdog_cb(&M.watchdog_timer);
 	M.exit_status = 0;
 	log_info("feedd %s started: %d workers, %d listen sockets", PACKAGE_VERSION, M.cfg->workers,
 	         M.nls);
@@ -1167,6 +1220,7 @@ out:
 		cache_destroy(M.cache, 1);
 	if (M.metrics)
 		metrics_destroy();
+	watchdog_destroy();
 	if (M.loop != NULL)
 		loop_destroy(M.loop);
 	if (M.sigfd >= 0)

@@ -290,6 +290,9 @@ static const struct {
                                      "Workers respawned by the master after they died."},
         [METRICS_CONFIG_RELOADS] = {"feedd_config_reloads_total",
                                     "Configuration reloads (SIGHUP)."},
+        [METRICS_WORKER_WATCHDOG_KILLS] = {"feedd_worker_watchdog_kills_total",
+                                           "Workers killed because their event loop stopped "
+                                           "(worker_watchdog)."},
 };
 
 static const struct {

@@ -39,6 +39,7 @@ enum metrics_counter {
 	METRICS_SSE_CLIENT_GONE,
 	METRICS_WORKER_RESTARTS,          /* master's slot */
 	METRICS_CONFIG_RELOADS,           /* master's slot */
+	METRICS_WORKER_WATCHDOG_KILLS,    /* master's slot */
 	METRICS_COUNTER_COUNT
 };
 

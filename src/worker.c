@@ -1,21 +1,25 @@
 /* A worker process: the event loop, accepting, timers, draining. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "feed_sources.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgpool.h"
 #include "testhook.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define ACCEPT_PAUSE_MS  100 /* after EMFILE: the retry */
@@ -35,6 +39,7 @@ static int sigfd = -1;
 static loop_io_t sig_io;
 static loop_timer_t pause_timer; /* accepts paused: out of descriptors */
 static loop_timer_t drain_timer; /* bound of a SIGTERM drain */
+static loop_timer_t beat_timer;  /* the watchdog's sign of life */
 static bool out_of_fds;          /* an EMFILE episode is running (logged once) */
 static pgpool_stmt_t stmts[FEED_SRC_COUNT];
 
@@ -170,6 +175,45 @@ worker_conn_closed(worker_t *w)
 	metrics_gauge_add(METRICS_OPEN_CONNECTIONS, -1);
 	if (w->draining && w->nconns <= 0)
 		loop_stop(w->loop);
+}
+
+/* The watchdog's sign of life (see watchdog.c), and its test hook. */
+
+/* The loop turns: tell the master.  The clock, not the
+ * loop's cached time, which is as old as the last wake-up. */
+static void
+beat_cb(loop_timer_t *t)
+{
+	watchdog_beat(W.slot, clock_mono_ms());
+	loop_timer_start(W.loop, t, watchdog_beat_interval(W.cfg->worker_watchdog));
+}
+
+/* A loop that stops for good, for the watchdog's tests: the first worker
+ * to create the file FEEDD_TEST_WORKER_HANG sleeps for ever; its successors
+ * find the file and serve.  With FEEDD_TEST_WORKER_HANG_DEAF it also
+ * blocks SIGABRT, so that only SIGKILL ends it. */
+static void
+hang_cb(loop_timer_t *t)
+{
+	const char *path = TESTHOOK("WORKER_HANG");
+	struct rlimit no_core = {0, 0};
+	int fd;
+
+	(void)t;
+	if (path == NULL || (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return;
+	close(fd);
+	setrlimit(RLIMIT_CORE, &no_core); /* a test leaves no core file behind */
+	if (TESTHOOK("WORKER_HANG_DEAF") != NULL) {
+		sigset_t abrt;
+
+		sigemptyset(&abrt);
+		sigaddset(&abrt, SIGABRT);
+		sigprocmask(SIG_BLOCK, &abrt, NULL);
+	}
+	log_info("test hook: this worker's event loop stops here");
+	for (;;)
+		sleep(60);
 }
 
 /* Draining and signals. */
@@ -369,6 +413,15 @@ worker_main(const config_t *cfg, int slot, const int *listen_fds, int nlisten, s
 	}
 	loop_timer_init(&pause_timer, pause_cb);
 	loop_timer_init(&drain_timer, drain_cb);
+	loop_timer_init(&beat_timer, beat_cb);
+	if (cfg->worker_watchdog > 0)
+		beat_cb(&beat_timer);
+	if (TESTHOOK("WORKER_HANG") != NULL) {
+		static loop_timer_t hang_timer;
+
+		loop_timer_init(&hang_timer, hang_cb);
+		loop_timer_start(W.loop, &hang_timer, 0);
+	}
 	if (loop_io_add(W.loop, &sig_io, sigfd, EPOLLIN, signal_cb) < 0) {
 		log_error("event loop: %s", strerror(errno));
 		exit(1);

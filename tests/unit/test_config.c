@@ -70,6 +70,7 @@ test_defaults(void)
 	CHECK(cfg.user == NULL);
 	CHECK(cfg.group == NULL);
 	CHECK_INT(cfg.shutdown_timeout, 10000);
+	CHECK_INT(cfg.worker_watchdog, 30000);
 	CHECK_STR(cfg.error_log, "stderr");
 	CHECK_STR(cfg.access_log, "stderr");
 	CHECK_INT(cfg.log_level, LOG_LEVEL_INFO);
@@ -494,6 +495,15 @@ test_errors(void)
 	CHECK_STR(err, "t.conf:2: cache_entry_max (512kB) must be smaller than cache_size (256kB)");
 	CHECK(rejects("cache_entry_max = 2MB\n# x\ncache_size = 2MB\n"));
 	CHECK(err_has("t.conf:3: cache_entry_max (2MB)"));
+	CHECK(rejects("log_level = info\nworker_watchdog = 500ms\n"));
+	CHECK_STR(err, "t.conf:2: worker_watchdog must be 0 (off) or at least 1s: a shorter one "
+	               "kills workers that are only slow to be scheduled");
+	CHECK_INT(parse("worker_watchdog = 0\n", &cfg), 0);
+	CHECK_INT(cfg.worker_watchdog, 0);
+	config_free(&cfg);
+	CHECK_INT(parse("worker_watchdog = 1s\n", &cfg), 0);
+	CHECK_INT(cfg.worker_watchdog, 1000);
+	config_free(&cfg);
 	CHECK(rejects("max_request_line = 32kB\n"));
 	CHECK(err_has("t.conf:1: max_request_line (32kB) must not exceed max_header_size (16kB)"));
 	CHECK_INT(parse("cache_size = 1MB\ncache_entry_max = 1023kB", &cfg), 0);
@@ -821,6 +831,7 @@ test_example_defaults(void)
 	SAME_STR(user);
 	SAME_STR(group);
 	SAME_INT(shutdown_timeout);
+	SAME_INT(worker_watchdog);
 	SAME_STR(error_log);
 	SAME_STR(access_log);
 	SAME_INT(log_level);
