@@ -73,6 +73,8 @@ static struct master {
 	loop_timer_t respawn_timer;
 	loop_timer_t kill_timer;
 	loop_timer_t watchdog_timer;
+	loop_timer_t systemd_timer; /* WATCHDOG=1 to systemd */
+	int64_t systemd_ping_ms;
 	listener_t ls[CONFIG_MAX_LISTEN];
 	int nls;
 	cache_t *cache;
@@ -846,6 +848,15 @@ watchdog_cb(loop_timer_t *t)
 	loop_timer_start(M.loop, t, next);
 }
 
+/* The master's own sign of life, when systemd asks for one (WatchdogSec=):
+ * sent from the loop, so a master that stops turning it is restarted. */
+static void
+systemd_ping_cb(loop_timer_t *t)
+{
+	notify_watchdog();
+	loop_timer_start(M.loop, t, M.systemd_ping_ms);
+}
+
 /* Shutdown. */
 
 static void
@@ -1179,6 +1190,7 @@ master_run(config_t *cfg, const char *config_path)
 	loop_timer_init(&M.respawn_timer, respawn_cb);
 	loop_timer_init(&M.kill_timer, kill_cb);
 	loop_timer_init(&M.watchdog_timer, watchdog_cb);
+	loop_timer_init(&M.systemd_timer, systemd_ping_cb);
 
 	if (has_pid_file(M.cfg)) {
 		if (pidfile_write(M.cfg->pid_file) < 0)
@@ -1202,6 +1214,12 @@ master_run(config_t *cfg, const char *config_path)
 	         M.nls);
 	notify_ready();
 	notify_status("%d workers", M.cfg->workers);
+	M.systemd_ping_ms = notify_watchdog_interval();
+	if (M.systemd_ping_ms > 0) {
+		log_info("systemd watchdog: WATCHDOG=1 every %lld ms",
+		         (long long)M.systemd_ping_ms);
+		systemd_ping_cb(&M.systemd_timer);
+	}
 
 	if (loop_run(M.loop) < 0) {
 		log_error("event loop: %s", strerror(errno));

@@ -65,6 +65,29 @@ notify_status(const char *fmt, ...)
 	send_state(msg);
 }
 
+/* WATCHDOG_USEC (and WATCHDOG_PID, if set, naming this process) come from
+ * systemd; half the interval, as sd_watchdog_enabled(3) advises. */
+int64_t
+notify_watchdog_interval(void)
+{
+	uint64_t usec = 0;
+	int rc = sd_watchdog_enabled(0, &usec);
+
+	if (rc < 0) {
+		log_warn("systemd watchdog: %s; not sending WATCHDOG=1", strerror(-rc));
+		return 0;
+	}
+	if (rc == 0 || usec == 0)
+		return 0;
+	return usec >= 2000 ? (int64_t)(usec / 2000) : 1;
+}
+
+void
+notify_watchdog(void)
+{
+	send_state("WATCHDOG=1");
+}
+
 #else /* !HAVE_SYSTEMD */
 
 void
@@ -84,6 +107,17 @@ notify_stopping(void)
 
 void
 notify_status(const char *fmt, ...)
+{
+}
+
+int64_t
+notify_watchdog_interval(void)
+{
+	return 0;
+}
+
+void
+notify_watchdog(void)
 {
 }
 
