@@ -36,8 +36,10 @@ watchdog_create(int nslots)
 {
 	void *p;
 
-	if (nslots <= 0)
+	if (nslots <= 0) {
+		log_error("watchdog: %d process slots", nslots);
 		return -1;
+	}
 	p = mmap(NULL, (size_t)nslots * sizeof(stamp_t), PROT_READ | PROT_WRITE,
 	         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
