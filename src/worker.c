@@ -179,8 +179,8 @@ worker_conn_closed(worker_t *w)
 
 /* The watchdog's sign of life (see watchdog.c), and its test hook. */
 
-/* The loop turns: tell the master.  The clock, not the
- * loop's cached time, which is as old as the last wake-up. */
+/* The loop turns: tell the master, with the clock's time rather than the
+ * loop's cached one, which is as old as the last wake-up. */
 static void
 beat_cb(loop_timer_t *t)
 {
