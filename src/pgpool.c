@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgpool.h"
+#include "pgresolve.h"
 #include "testhook.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -27,6 +28,7 @@
 
 enum conn_state {
 	CONN_DOWN,         /* waiting for the back-off timer */
+	CONN_RESOLVING,    /* waiting for the host name lookup (pgresolve) */
 	CONN_CONNECTING,   /* PQconnectPoll in progress */
 	CONN_SETUP,        /* SETs and prepares sent, answers pending */
 	CONN_READY,
@@ -121,6 +123,7 @@ struct pgpool {
 	loop_t          *loop;
 	pgpool_config_t  cfg;
 	char            *conninfo;
+	pgresolve_t     *resolver;         /* NULL: host= has no names */
 	pgconn_t        *conns;
 	qlist_t          queue;
 	qlist_t          delayed;
@@ -208,6 +211,7 @@ pool_gauges(pgpool_t *pool)
 		case CONN_READY:
 			v[pc->nfifo > 0 ? 1 : 0]++;
 			break;
+		case CONN_RESOLVING:
 		case CONN_CONNECTING:
 		case CONN_SETUP:
 			v[2]++;
@@ -1107,16 +1111,45 @@ conn_start(pgconn_t *pc)
 	pgpool_t *pool = pc->pool;
 	/* Keywords are applied in order: the conninfo (expanded from dbname)
 	 * may name the application or tune the keepalives, but it cannot
-	 * change the encoding the JSON output relies on.  The keepalives find
-	 * an idle TCP connection that a network dropped silently within about
-	 * a minute, instead of on the next query after the system's 2 hours. */
-	const char *const keys[] = { "fallback_application_name", "keepalives_idle",
-		                     "keepalives_interval", "keepalives_count", "dbname",
-		                     "client_encoding", NULL };
-	const char *const values[] = { "feedd", "30", "10", "3", pool->conninfo, "UTF8", NULL };
+	 * change the encoding the JSON output relies on, nor the addresses
+	 * resolved for its host names.  The keepalives find an idle TCP
+	 * connection that a network dropped silently within about a minute,
+	 * instead of on the next query after the system's 2 hours. */
+	const char *keys[10] = { "fallback_application_name", "keepalives_idle",
+		                 "keepalives_interval", "keepalives_count", "dbname",
+		                 "client_encoding" };
+	const char *values[10] = { "feedd", "30", "10", "3", pool->conninfo, "UTF8" };
+	int n = 6;
 
-	/* Not quite non-blocking: libpq resolves a host name here with
-	 * getaddrinfo(); hostaddr= (or a socket directory) avoids it. */
+	/* libpq would resolve host names itself, with a getaddrinfo() that
+	 * blocks: pgresolve looks them up off the loop, and libpq gets the
+	 * addresses in hostaddr=. */
+	if (pool->resolver != NULL) {
+		pgresolve_addrs_t addrs;
+		const char *why = NULL;
+		int rc = pgresolve_get(pool->resolver, &addrs, &why);
+
+		if (rc == 0) {
+			pc->state = CONN_RESOLVING;
+			if (pool->cfg.connect_timeout > 0 && !loop_timer_active(&pc->timer))
+				loop_timer_start(pool->loop, &pc->timer, pool->cfg.connect_timeout);
+			return;
+		}
+		if (rc < 0) {
+			conn_lost(pc, why);
+			return;
+		}
+		keys[n] = "host";
+		values[n++] = addrs.host;
+		keys[n] = "hostaddr";
+		values[n++] = addrs.hostaddr;
+		if (addrs.port != NULL) {
+			keys[n] = "port";
+			values[n++] = addrs.port;
+		}
+	}
+	keys[n] = NULL;
+	values[n] = NULL;
 	pc->pg = PQconnectStartParams(keys, values, 1);
 	if (pc->pg == NULL) {
 		conn_lost(pc, "out of memory");
@@ -1128,11 +1161,25 @@ conn_start(pgconn_t *pc)
 	}
 	PQsetNoticeProcessor(pc->pg, conn_notice, pc);
 	pc->state = CONN_CONNECTING;
-	if (pool->cfg.connect_timeout > 0)
+	/* Started already if the attempt waited for a host name lookup: the
+	 * timeout covers both. */
+	if (pool->cfg.connect_timeout > 0 && !loop_timer_active(&pc->timer))
 		loop_timer_start(pool->loop, &pc->timer, pool->cfg.connect_timeout);
 	/* libpq: before the first PQconnectPoll, wait for writability. */
 	if (conn_watch(pc, EPOLLOUT, true) < 0)
 		conn_lost(pc, strerror(errno));
+}
+
+/* The host name lookup ended: the connections waiting for it go on. */
+static void
+pool_resolved(void *arg)
+{
+	pgpool_t *pool = arg;
+
+	for (int i = 0; i < pool->cfg.size; i++)
+		if (pool->conns[i].state == CONN_RESOLVING)
+			conn_start(&pool->conns[i]);
+	pool_gauges(pool);
 }
 
 /* Detaches everything in flight, closes, schedules the reconnect, and
@@ -1262,6 +1309,7 @@ pgpool_create(loop_t *loop, const pgpool_config_t *cfg)
 	pthread_cond_init(&pool->canceller.cv, NULL);
 	for (int i = 0; i < 5; i++)
 		pool->gauges[i] = -1;
+	pool->resolver = pgresolve_create(loop, pool->conninfo, pool_resolved, pool);
 
 	pool->slow_stmt = -1;
 	hook = TESTHOOK("SLOW_SOURCE");
@@ -1334,6 +1382,7 @@ pgpool_destroy(pgpool_t *pool)
 		query_free(q);
 	}
 	canceller_stop(&pool->canceller);
+	pgresolve_destroy(pool->resolver);
 	metrics_gauge_set(METRICS_DB_CONN_IDLE, 0);
 	metrics_gauge_set(METRICS_DB_CONN_BUSY, 0);
 	metrics_gauge_set(METRICS_DB_CONN_CONNECTING, 0);
