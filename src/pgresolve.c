@@ -15,7 +15,8 @@
  * of the pool makes one lookup and a changed DNS record is followed within
  * that time; a failure is the answer for a second (the connections that
  * waited for the lookup all get it; the reconnect back-off paces retries).
- * Names that come from elsewhere (PGHOST, a service file) are left to libpq.
+ * Names from PGHOST are looked up too; a service file's are left to libpq
+ * (it has no interface to read one without connecting).
  */
 
 #include <arpa/inet.h>
@@ -167,6 +168,17 @@ pgresolve_create(loop_t *loop, const char *conninfo, void (*done)(void *arg), vo
 	host = option(opts, "host");
 	hostaddr = option(opts, "hostaddr");
 	port = option(opts, "port");
+	/* What the string leaves out, libpq takes from a service file first,
+	 * then from the environment: without a service, the environment's
+	 * values are the ones libpq would use. */
+	if (option(opts, "service") == NULL && getenv("PGSERVICE") == NULL) {
+		if (host == NULL)
+			host = getenv("PGHOST");
+		if (hostaddr == NULL)
+			hostaddr = getenv("PGHOSTADDR");
+		if (port == NULL)
+			port = getenv("PGPORT");
+	}
 	if (host == NULL || host[0] == '\0' || (hostaddr != NULL && hostaddr[0] != '\0')) {
 		PQconninfoFree(opts);
 		return NULL;

@@ -1,6 +1,7 @@
 /* Unit tests for src/pgresolve.c: which host= entries are names, and the
  * lists libpq gets (host names from /etc/hosts only: no DNS needed). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loop.h"
@@ -134,6 +135,33 @@ test_single_port_left_alone(void)
 	loop_destroy(loop);
 }
 
+/* Where the string says nothing, libpq uses PGHOST (unless a service
+ * file may say something): so does pgresolve. */
+static void
+test_environment(void)
+{
+	loop_t *loop = loop_create();
+	pgresolve_t *r;
+
+	CHECK(loop != NULL);
+	setenv("PGHOST", "localhost", 1);
+	r = pgresolve_create(loop, "dbname=x", NULL, NULL);
+	CHECK(r != NULL);
+	pgresolve_destroy(r);
+	/* The string wins over the environment. */
+	CHECK(pgresolve_create(loop, "host=/tmp dbname=x", NULL, NULL) == NULL);
+	setenv("PGHOSTADDR", "127.0.0.1", 1);
+	CHECK(pgresolve_create(loop, "dbname=x", NULL, NULL) == NULL);
+	unsetenv("PGHOSTADDR");
+	CHECK(pgresolve_create(loop, "service=feedd", NULL, NULL) == NULL);
+	setenv("PGSERVICE", "feedd", 1);
+	CHECK(pgresolve_create(loop, "dbname=x", NULL, NULL) == NULL);
+	unsetenv("PGSERVICE");
+	unsetenv("PGHOST");
+	CHECK(pgresolve_create(loop, "dbname=x", NULL, NULL) == NULL);
+	loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -141,5 +169,6 @@ main(void)
 	RUN(test_nothing_to_resolve);
 	RUN(test_lists);
 	RUN(test_single_port_left_alone);
+	RUN(test_environment);
 	return unit_done();
 }
