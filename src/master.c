@@ -605,13 +605,21 @@ procs_running(void)
 	return n;
 }
 
+/* A worker that is gone already (ESRCH) is reaped soon: not an error. */
+static void
+proc_kill(int slot, int sig)
+{
+	if (kill(M.procs[slot].pid, sig) < 0 && errno != ESRCH)
+		log_error("kill worker %d (pid %ld): %s", slot, (long)M.procs[slot].pid,
+		          strerror(errno));
+}
+
 static void
 procs_signal(int sig)
 {
 	for (int i = 0; i < M.nprocs; i++)
-		if (M.procs[i].pid > 0 && kill(M.procs[i].pid, sig) < 0 && errno != ESRCH)
-			log_error("kill worker %d (pid %ld): %s", i, (long)M.procs[i].pid,
-			          strerror(errno));
+		if (M.procs[i].pid > 0)
+			proc_kill(i, sig);
 }
 
 static void child_run(int slot) __attribute__((noreturn));
@@ -833,16 +841,12 @@ watchdog_cb(loop_timer_t *t)
 			          i, (long)p->pid, (long long)idle);
 			metrics_add(METRICS_WORKER_WATCHDOG_KILLS, 1);
 			p->watchdog_at = now;
-			if (kill(p->pid, SIGABRT) < 0 && errno != ESRCH)
-				log_error("kill worker %d (pid %ld): %s", i, (long)p->pid,
-				          strerror(errno));
+			proc_kill(i, SIGABRT);
 		} else if (p->watchdog_at != 0 && now - p->watchdog_at >= KILL_GRACE_MS) {
 			log_error("worker %d (pid %ld) survived SIGABRT for %d ms: SIGKILL", i,
 			          (long)p->pid, KILL_GRACE_MS);
 			p->watchdog_at = now;
-			if (kill(p->pid, SIGKILL) < 0 && errno != ESRCH)
-				log_error("kill worker %d (pid %ld): %s", i, (long)p->pid,
-				          strerror(errno));
+			proc_kill(i, SIGKILL);
 		}
 	}
 	loop_timer_start(M.loop, t, next);
@@ -1039,9 +1043,8 @@ master_reload(void)
 	}
 	respawn_arm();
 	for (int i = 0; i < M.nprocs; i++)
-		if (M.procs[i].state == PROC_OLD && M.procs[i].pid > 0 &&
-		    kill(M.procs[i].pid, SIGQUIT) < 0 && errno != ESRCH)
-			log_error("kill worker %d: %s", i, strerror(errno));
+		if (M.procs[i].state == PROC_OLD && M.procs[i].pid > 0)
+			proc_kill(i, SIGQUIT);
 	metrics_add(METRICS_CONFIG_RELOADS, 1);
 	log_info("reloaded %s: %d workers", M.config_path, M.cfg->workers);
 	goto done;

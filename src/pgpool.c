@@ -1121,6 +1121,10 @@ conn_start(pgconn_t *pc)
 	const char *values[10] = { "feedd", "30", "10", "3", pool->conninfo, "UTF8" };
 	int n = 6;
 
+	/* One bound for the whole attempt: the host name lookup (when it
+	 * waits for one) and the connection. */
+	if (pool->cfg.connect_timeout > 0 && !loop_timer_active(&pc->timer))
+		loop_timer_start(pool->loop, &pc->timer, pool->cfg.connect_timeout);
 	/* libpq would resolve host names itself, with a getaddrinfo() that
 	 * blocks: pgresolve looks them up off the loop, and libpq gets the
 	 * addresses in hostaddr=. */
@@ -1131,8 +1135,6 @@ conn_start(pgconn_t *pc)
 
 		if (rc == 0) {
 			pc->state = CONN_RESOLVING;
-			if (pool->cfg.connect_timeout > 0 && !loop_timer_active(&pc->timer))
-				loop_timer_start(pool->loop, &pc->timer, pool->cfg.connect_timeout);
 			return;
 		}
 		if (rc < 0) {
@@ -1161,10 +1163,6 @@ conn_start(pgconn_t *pc)
 	}
 	PQsetNoticeProcessor(pc->pg, conn_notice, pc);
 	pc->state = CONN_CONNECTING;
-	/* Started already if the attempt waited for a host name lookup: the
-	 * timeout covers both. */
-	if (pool->cfg.connect_timeout > 0 && !loop_timer_active(&pc->timer))
-		loop_timer_start(pool->loop, &pc->timer, pool->cfg.connect_timeout);
 	/* libpq: before the first PQconnectPoll, wait for writability. */
 	if (conn_watch(pc, EPOLLOUT, true) < 0)
 		conn_lost(pc, strerror(errno));
