@@ -100,6 +100,7 @@ static bool
 api_cached(conn_t *c, const request_t *r, const feed_request_t *req)
 {
 	worker_t     *w = conn_worker(c);
+	int64_t       start_ms = r->start_ms;
 	cache_meta_t  meta;
 	cache_state_t st;
 	const char   *served;
@@ -116,8 +117,9 @@ api_cached(conn_t *c, const request_t *r, const feed_request_t *req)
 	served = st == CACHE_HIT ? "hit" : "stale";
 	conn_set_cache_status(c, served);
 	conn_respond_end(c, 200, JSON_TYPE, x_cache_header(served));
-	metrics_observe(METRICS_H_JSON_COMPLETE, 0,
-	                (double)(clock_mono_ms() - r->start_ms) / 1000.0);
+	/* start_ms was read before: an answer sent whole completes the
+	 * request, which clears r for the next one. */
+	metrics_observe(METRICS_H_JSON_COMPLETE, 0, (double)(clock_mono_ms() - start_ms) / 1000.0);
 	/* After the answer, so the stale page never waits for this. */
 	if (st == CACHE_STALE)
 		feed_load_refresh(w, req);

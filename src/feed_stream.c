@@ -395,11 +395,14 @@ feed_stream_handle(conn_t *c, const request_t *r)
 
 	st = feed_load_cached(w, &req, &body, &meta);
 	if (st != CACHE_MISS) {
+		/* Before the answer, which may complete the request and clear r. */
+		int64_t start_ms = r->start_ms;
+
 		stream_now(c, st == CACHE_HIT ? "hit" : "stale", &body, &meta, NULL);
 		{
 			/* Served whole at once: first items and completion coincide,
 			 * as a cached JSON page counts in feedd_feed_complete_seconds. */
-			double t = (double)(clock_mono_ms() - r->start_ms) / 1000.0;
+			double t = (double)(clock_mono_ms() - start_ms) / 1000.0;
 
 			metrics_observe(METRICS_H_SSE_FIRST_ITEM, 0, t);
 			metrics_observe(METRICS_H_SSE_COMPLETE, 0, t);

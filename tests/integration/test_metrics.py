@@ -143,6 +143,35 @@ def test_hits_misses_and_fills(demo, feedd):
     assert d("feedd_stream_complete_seconds_count") == 0
 
 
+def test_cached_answers_are_timed_from_their_own_request(demo, feedd):
+    """A cached answer completes its request at once, which clears it for
+    the next: its time must come from the request, not from a field read
+    after that (which observed the whole uptime of the machine)."""
+    wait_pools(feedd)
+    path = cold_path(30)
+    assert feedd.get(path)[1]["x-cache"] == "miss"
+    before = scrape(feedd)
+    for _ in range(5):
+        assert feedd.get(path)[1]["x-cache"] == "hit"
+    for _ in range(2):
+        status, headers, _ = feedd.get(cold_path(30, stream=True))
+        assert (status, headers["x-cache"]) == (200, "hit")
+    after = settle(feedd, "every request counted",
+                   lambda a: requests_delta(before, a, "feed", "200") >= 5 and
+                   requests_delta(before, a, "stream", "200") >= 2)
+
+    def d(name):
+        return delta(before, after, name)
+
+    assert d("feedd_feed_complete_seconds_count") == 5
+    assert d("feedd_stream_complete_seconds_count") == 2
+    assert d("feedd_stream_first_item_seconds_count") == 2
+    # A bound no answer from memory comes near, far below any uptime.
+    assert d("feedd_feed_complete_seconds_sum") < 5 * 60
+    assert d("feedd_stream_complete_seconds_sum") < 2 * 60
+    assert d("feedd_stream_first_item_seconds_sum") < 2 * 60
+
+
 def test_stale_pages_and_their_refresh(demo, feedd_factory):
     f = feedd_factory(cache_ttl="1s", cache_stale="60s",
                       env={"FEEDD_TEST_SLOW_SOURCE": "worlds:1000"})
