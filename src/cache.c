@@ -184,6 +184,7 @@ struct cache {
 };
 
 typedef struct cache_entry {
+	uint64_t seq; /* the even value the copy was read under */
 	uint64_t generation;
 	int64_t stored;
 	uint64_t meta;
@@ -811,31 +812,22 @@ slot_read(cache_t *c, const cache_tier_t *t, cache_slot_t *sl, uint64_t h, const
 		}
 		body->len = base + bl;
 		body->data[body->len] = '\0';
+		e->seq = s0;
 		return READ_OK;
 	}
 	return read_fail(body, base, READ_BUSY);
 }
 
-cache_state_t
-cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
+/* The slots that may hold a copy of the key with hash h (a hint read
+ * outside the seqlock), newest first: two writers racing on a new key can
+ * leave two copies in a set, and a page that changed size can leave its
+ * older copy in another tier.  Returns how many. */
+static size_t
+candidates(const cache_t *c, uint64_t h, cache_slot_t **cand, const cache_tier_t **tier)
 {
-	size_t klen = strlen(key), n = 0, len0 = body->len;
-	uint64_t kw[CACHE_KEY_WORDS], h, gen_now;
-	cache_slot_t *cand[CACHE_TIERS * CACHE_WAYS];
-	const cache_tier_t *tier[CACHE_TIERS * CACHE_WAYS];
 	int64_t when[CACHE_TIERS * CACHE_WAYS];
+	size_t n = 0;
 
-	if (klen > CACHE_KEY_MAX)
-		return CACHE_MISS;
-	h = key_hash(c, key, klen);
-	key_words(key, klen, kw);
-	/* Relaxed: the generation publishes nothing else; a flush that has not
-	 * reached this core yet is as if it came a moment later. */
-	gen_now = atomic_load_explicit(&c->hdr->generation, memory_order_relaxed);
-
-	/* Candidates by hash (a hint read outside the seqlock), newest first:
-	 * two writers racing on a new key can leave two copies in a set, and a
-	 * page that changed size can leave its older copy in another tier. */
 	for (unsigned t = 0; t < c->ntiers; t++) {
 		const cache_tier_t *tt = &c->tiers[t];
 		uint64_t base = set_base(tt, h);
@@ -859,6 +851,32 @@ cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_me
 			n++;
 		}
 	}
+	return n;
+}
+
+static uint64_t
+generation_now(const cache_t *c)
+{
+	/* Relaxed: the generation publishes nothing else; a flush that has not
+	 * reached this core yet is as if it came a moment later. */
+	return atomic_load_explicit(&c->hdr->generation, memory_order_relaxed);
+}
+
+cache_state_t
+cache_get_ref(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta,
+              cache_ref_t *ref)
+{
+	size_t klen = strlen(key), n, len0 = body->len;
+	uint64_t kw[CACHE_KEY_WORDS], h, gen_now;
+	cache_slot_t *cand[CACHE_TIERS * CACHE_WAYS];
+	const cache_tier_t *tier[CACHE_TIERS * CACHE_WAYS];
+
+	if (klen > CACHE_KEY_MAX)
+		return CACHE_MISS;
+	h = key_hash(c, key, klen);
+	key_words(key, klen, kw);
+	gen_now = generation_now(c);
+	n = candidates(c, h, cand, tier);
 	for (size_t i = 0; i < n; i++) {
 		cache_entry_t e;
 		cache_state_t st;
@@ -875,9 +893,22 @@ cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_me
 			meta->nitems = (uint32_t)(e.meta & UINT32_MAX);
 			meta->items_end = (uint32_t)(e.meta >> 32);
 		}
+		if (ref != NULL) {
+			ref->slot = cand[i];
+			ref->seq = e.seq;
+			ref->keyhash = h;
+			ref->generation = e.generation;
+			ref->stored = e.stored;
+		}
 		return st;
 	}
 	return CACHE_MISS;
+}
+
+cache_state_t
+cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *meta)
+{
+	return cache_get_ref(c, key, now, body, meta, NULL);
 }
 
 cache_state_t
@@ -885,6 +916,31 @@ cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, cache_meta_t *m
 {
 	buf_reset(body);
 	return cache_get_append(c, key, now, body, meta);
+}
+
+uint64_t
+cache_key_hash(const cache_t *c, const char *key)
+{
+	return key_hash(c, key, strlen(key));
+}
+
+cache_state_t
+cache_check(cache_t *c, const cache_ref_t *ref, int64_t now)
+{
+	cache_slot_t *cand[CACHE_TIERS * CACHE_WAYS];
+	const cache_tier_t *tier[CACHE_TIERS * CACHE_WAYS];
+
+	/* A read would try the newest candidate first and return it if it
+	 * is servable; if that is ref's slot with ref's seq, it would read
+	 * the very bytes ref's holder copied then (seq only grows, and every
+	 * write makes it odd first).  Anything else: let a read decide. */
+	if (candidates(c, ref->keyhash, cand, tier) == 0 || cand[0] != ref->slot)
+		return CACHE_MISS;
+	/* Acquire, as a read's first load: pairs with the release that made
+	 * ref->seq current, or shows a later write's value. */
+	if (atomic_load_explicit(&cand[0]->seq, memory_order_acquire) != ref->seq)
+		return CACHE_MISS;
+	return entry_state(c, generation_now(c), ref->generation, ref->stored, now);
 }
 
 /* ---- leases ---- */

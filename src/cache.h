@@ -55,6 +55,28 @@ cache_state_t cache_get(cache_t *c, const char *key, int64_t now, buf_t *body, c
 cache_state_t cache_get_append(cache_t *c, const char *key, int64_t now, buf_t *body,
                                cache_meta_t *meta);
 
+/* Which stored copy of a key a read returned.  A worker that keeps its own
+ * copy of those bytes asks cache_check, on each later request, whether a
+ * read would still return them: a few slot headers, never the body. */
+typedef struct cache_ref {
+	const void *slot;
+	uint64_t    seq;     /* the slot's seqlock value the copy was read under */
+	uint64_t    keyhash; /* cache_key_hash of its key */
+	uint64_t    generation;
+	int64_t     stored;
+} cache_ref_t;
+
+/* cache_get_append that also fills *ref (when not NULL) on a HIT or STALE. */
+cache_state_t cache_get_ref(cache_t *c, const char *key, int64_t now, buf_t *body,
+                            cache_meta_t *meta, cache_ref_t *ref);
+/* HIT or STALE (as a read at now would say) when the copy ref names is
+ * still what a read of its key would return, unwritten since; else MISS:
+ * read the key again.  Never blocks. */
+cache_state_t cache_check(cache_t *c, const cache_ref_t *ref, int64_t now);
+/* The key's hash under this instance's secret seed (never 0): a table of
+ * keys clients choose can use it without fearing crafted collisions. */
+uint64_t      cache_key_hash(const cache_t *c, const char *key);
+
 /* Single flight: returns 1 when the caller now holds the fill lease for key
  * (it must cache_put or cache_release), 0 when another live holder has it.
  * A lease ends at put/release, after lease_ms, or when its process dies.

@@ -407,6 +407,68 @@ test_tiers(void)
 	cache_destroy(c, 1);
 }
 
+/* cache_check says whether a copy read earlier is still what a read would
+ * return, for every way it can stop being so. */
+static void
+test_check(void)
+{
+	cache_t *c = make(8 << 20, 64 * 1024, 1000, 5000, NULL);
+	char *big = malloc(40000);
+	buf_t b = BUF_INIT;
+	cache_meta_t m = {1, 1};
+	cache_ref_t ref, ref2;
+
+	if (c == NULL || big == NULL) {
+		CHECK(c != NULL && big != NULL);
+		free(big);
+		cache_destroy(c, 1);
+		return;
+	}
+	memset(&ref, 0, sizeof(ref));
+	CHECK_INT(put_str(c, "k", "one", 10000), 0);
+	CHECK_INT(cache_get_ref(c, "k", 10000, &b, &m, &ref), CACHE_HIT);
+	CHECK_STR(b.data, "one");
+	CHECK_INT(cache_check(c, &ref, 10000), CACHE_HIT);
+	CHECK_INT(cache_check(c, &ref, 10999), CACHE_HIT);
+	/* Time moves it as it moves a read. */
+	CHECK_INT(cache_check(c, &ref, 11000), CACHE_STALE);
+	CHECK_INT(cache_check(c, &ref, 16000), CACHE_MISS);
+	/* Reads and other keys' writes leave it current. */
+	CHECK_INT(cache_get(c, "k", 10001, &b, &m), CACHE_HIT);
+	CHECK_INT(put_str(c, "other", "x", 10001), 0);
+	CHECK_INT(cache_check(c, &ref, 10001), CACHE_HIT);
+
+	/* A new page for the key, in the same slot: not current. */
+	CHECK_INT(put_str(c, "k", "two", 10002), 0);
+	CHECK_INT(cache_check(c, &ref, 10002), CACHE_MISS);
+	buf_reset(&b); /* cache_get_ref appends */
+	CHECK_INT(cache_get_ref(c, "k", 10002, &b, &m, &ref), CACHE_HIT);
+	CHECK_STR(b.data, "two");
+	CHECK_INT(cache_check(c, &ref, 10002), CACHE_HIT);
+
+	/* A newer copy in another tier, the old slot untouched: not current. */
+	fill_page(big, 40000, 7);
+	CHECK_INT(cache_put(c, "k", big, 40000, &m, 10003), 0);
+	CHECK_INT(cache_check(c, &ref, 10003), CACHE_MISS);
+	buf_reset(&b);
+	CHECK_INT(cache_get_ref(c, "k", 10003, &b, &m, &ref2), CACHE_HIT);
+	CHECK(b.len == 40000 && memcmp(b.data, big, 40000) == 0);
+	CHECK(ref2.slot != ref.slot);
+	CHECK_INT(cache_check(c, &ref2, 10003), CACHE_HIT);
+
+	/* A flush. */
+	cache_flush(c);
+	CHECK_INT(cache_check(c, &ref2, 10003), CACHE_MISS);
+
+	/* A miss leaves *ref alone. */
+	ref2.seq = 12345;
+	CHECK_INT(cache_get_ref(c, "k", 10003, &b, &m, &ref2), CACHE_MISS);
+	CHECK_INT(ref2.seq, 12345);
+	free(big);
+	buf_free(&b);
+	cache_destroy(c, 1);
+}
+
 static void
 test_create_errors(void)
 {
@@ -1028,6 +1090,7 @@ main(void)
 	RUN(test_lease_race);
 	RUN(test_flood);
 	RUN(test_tiers);
+	RUN(test_check);
 	RUN(test_torture);
 	RUN(test_torture_tiers);
 #ifdef FEEDD_TEST_HOOKS
