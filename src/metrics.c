@@ -275,6 +275,9 @@ static const struct {
                                      "Servable cache entries replaced by another key's page."},
         [METRICS_CACHE_FLUSHES] = {"feedd_cache_flushes_total",
                                    "Cache flushes (SIGUSR2, feedd -s flush)."},
+        [METRICS_CACHE_SENDFILE_HITS] =
+                {"feedd_cache_sendfile_hits_total",
+                 "Cache hits and stale pages sent from a worker's sealed page file."},
         [METRICS_DB_QUEUE_REJECTED] = {"feedd_db_queue_rejected_total",
                                        "Statements refused because the pool queue was full."},
         [METRICS_DB_RECONNECTS] = {"feedd_db_reconnects_total",
@@ -303,6 +306,8 @@ static const struct {
         [METRICS_OPEN_STREAMS] = {"feedd_open_streams", "Server-Sent Events streams open now."},
         [METRICS_DB_QUEUE_LENGTH] = {"feedd_db_queue_length",
                                      "Queries waiting for a free database connection."},
+        [METRICS_CACHE_SENDFILE_BYTES] = {"feedd_cache_sendfile_bytes",
+                                          "Bytes of the workers' sealed page files."},
 };
 
 static const struct {
