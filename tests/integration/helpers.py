@@ -150,6 +150,28 @@ def cold_path(i, limit=None, stream=False):
             f"&cursor=2100-{1 + i // 28 % 12:02d}-{1 + i % 28:02d}T00:00:00Z")
 
 
+# --- the access log --------------------------------------------------------------
+
+
+def access_log_re(repo_root):
+    """The access log's line format: the regular expression doc/metrics.md documents."""
+    doc = (repo_root / "doc" / "metrics.md").read_text()
+    m = re.search(r"^```regex\n(.*?)\n```$", doc, re.M | re.S)
+    assert m, "doc/metrics.md has no ```regex block for the access log"
+    return re.compile(m.group(1))
+
+
+def access_entries(f, line_re):
+    """Every line of f's access log as the fields of line_re; fails on a
+    line not in that format."""
+    out = []
+    for line in f.access_log().splitlines():
+        m = line_re.match(line)
+        assert m, f"access log line not in the documented format: {line!r}"
+        out.append(m.groupdict())
+    return out
+
+
 # --- /metrics -----------------------------------------------------------------
 
 

@@ -4,38 +4,25 @@ expression in doc/metrics.md, one line per request (and one count in
 miss, stale), and time to first byte for event streams."""
 
 import collections
-import re
 import socket
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from helpers import (cold_path, poll, read_all, request_bytes, requests_delta, scrape, settle,
-                     split_response, wait_pools)
+from helpers import (access_entries, access_log_re, cold_path, poll, read_all, request_bytes,
+                     requests_delta, scrape, settle, split_response, wait_pools)
 
 AGENT = "access-log-test/1"
 
 
 @pytest.fixture(scope="module")
 def line_re(repo_root):
-    doc = (repo_root / "doc" / "metrics.md").read_text()
-    m = re.search(r"^```regex\n(.*?)\n```$", doc, re.M | re.S)
-    assert m, "doc/metrics.md has no ```regex block for the access log"
-    return re.compile(m.group(1))
-
-
-def entries(f, line_re):
-    out = []
-    for line in f.access_log().splitlines():
-        m = line_re.match(line)
-        assert m, f"access log line not in the documented format: {line!r}"
-        out.append(m.groupdict())
-    return out
+    return access_log_re(repo_root)
 
 
 def ours(f, line_re, agent=AGENT):
-    return [e for e in entries(f, line_re) if e["agent"] == agent]
+    return [e for e in access_entries(f, line_re) if e["agent"] == agent]
 
 
 def seconds(field):
@@ -128,7 +115,8 @@ def test_stream_time_to_first_byte(demo, feedd_factory, line_re):
             head += chunk
         t_head = time.monotonic() - t0
         # The page is still held back: no line yet, the stream is open.
-        assert not [e for e in entries(f, line_re) if e["request"].startswith("GET " + path)]
+        assert not [e for e in access_entries(f, line_re)
+                    if e["request"].startswith("GET " + path)]
         rest = read_all(s)
         t_all = time.monotonic() - t0
     finally:
@@ -137,7 +125,7 @@ def test_stream_time_to_first_byte(demo, feedd_factory, line_re):
     assert status == 200 and headers["x-cache"] == "miss"
     assert b"event: feed_complete" in body
     line = poll("the stream's line", lambda: [
-        e for e in entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"])
+        e for e in access_entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"])
     (e,) = line
     ttfb, rt = seconds(e["ttfb"]), seconds(e["rt"])
     assert e["status"] == "200" and e["cache"] == "miss" and int(e["bytes"]) == len(body)
@@ -151,14 +139,14 @@ def test_stream_time_to_first_byte(demo, feedd_factory, line_re):
     status, headers, _ = f.get(json_path)
     assert (status, headers["x-cache"]) == (200, "miss")
     (j,) = poll("the JSON line", lambda: [
-        e for e in entries(f, line_re) if e["request"] == f"GET {json_path} HTTP/1.1"])
+        e for e in access_entries(f, line_re) if e["request"] == f"GET {json_path} HTTP/1.1"])
     assert hold <= seconds(j["ttfb"]) <= seconds(j["rt"]), j
 
     # From the cache, a stream is one quick answer: ttfb and rt both there.
     status, headers, _ = f.get(path)
     assert (status, headers["x-cache"]) == (200, "hit")
     hits = poll("the cached stream's line", lambda: [
-        e for e in entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"
+        e for e in access_entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"
         and e["cache"] == "hit"])
     assert seconds(hits[0]["ttfb"]) <= seconds(hits[0]["rt"])
 
@@ -174,7 +162,7 @@ def test_client_gone_before_any_byte_is_499(demo, feedd_factory, line_re):
          lambda: scrape(f).get("feedd_cache_misses_total") > before.get("feedd_cache_misses_total"))
     s.close()
     (e,) = poll("the line", lambda: [
-        e for e in entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"])
+        e for e in access_entries(f, line_re) if e["request"] == f"GET {path} HTTP/1.1"])
     assert (e["status"], e["bytes"], e["ttfb"]) == ("499", "0", "-"), e
     assert seconds(e["rt"]) >= 0
     after = settle(f, "the 499 counted", lambda a: requests_delta(before, a, "feed", "other") >= 1)
@@ -200,7 +188,7 @@ def test_each_line_is_counted_in_metrics(demo, feedd, line_re):
             if labels["endpoint"] != "metrics":
                 counted[labels["code"]] += int(v)
         logged = collections.Counter(
-            e["status"] for e in entries(feedd, line_re) if not e["request"].startswith(
+            e["status"] for e in access_entries(feedd, line_re) if not e["request"].startswith(
                 "GET /metrics "))
         return counted == logged and counted
 
