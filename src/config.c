@@ -125,6 +125,8 @@ static const config_key_t keys[] = {
 	  "shared memory for the feed cache" },
 	{ "cache_entry_max", CT_SIZE, "512kB", KB, GB, F(cache_entry_max), 0,
 	  "largest page the cache stores" },
+	{ "cache_sendfile_size", CT_SIZE, "8MB", 0, 64 * GB, F(cache_sendfile_size), 0,
+	  "per worker: hot pages kept as sealed files and sent with sendfile; 0 = off" },
 	{ "cache_ttl", CT_DURATION, "30s", 1, DAY, F(cache_ttl), 0,
 	  "how long a cached page is fresh" },
 	{ "cache_stale", CT_DURATION, "300s", 0, 7 * DAY, F(cache_stale), 0,

@@ -62,6 +62,7 @@ typedef struct config {
 	/* cache */
 	size_t         cache_size;
 	size_t         cache_entry_max;
+	size_t         cache_sendfile_size; /* per worker; 0: off */
 	int64_t        cache_ttl;
 	int64_t        cache_stale;
 	int64_t        cache_lease_timeout;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -53,6 +54,10 @@ struct conn {
 	buf_t in;  /* read, not yet given to the parser */
 	buf_t out; /* queued, not yet written from out_off */
 	size_t out_off;
+	/* A body sent from a file after out (conn_respond_file); file.release
+	 * is set while it is held. */
+	conn_file_t file;
+	off_t file_off;
 
 	/* The request being parsed (and then answered). */
 	buf_t url;
@@ -146,10 +151,24 @@ conn_release(conn_t *c)
 	free(c);
 }
 
+/* Bytes still to send: the output buffer, then the file. */
 static size_t
 out_pending(const conn_t *c)
 {
-	return c->out.len - c->out_off;
+	size_t file_left = c->file.release != NULL ? c->file.len - (size_t)c->file_off : 0;
+
+	return c->out.len - c->out_off + file_left;
+}
+
+static void
+file_release(conn_t *c)
+{
+	conn_file_t f = c->file;
+
+	if (f.release == NULL)
+		return;
+	c->file.release = NULL;
+	f.release(f.ctx);
 }
 
 /* Input kept while parsing waits (handler pending, output not flushed):
@@ -737,12 +756,27 @@ conn_response_complete(conn_t *c)
 		loop_timer_start(c->w->loop, &c->resume, 0);
 }
 
+/* One send of what comes first: the buffer (MSG_MORE when the file
+ * follows, so the head and the body's first bytes can share a packet),
+ * else the file. */
+static ssize_t
+send_some(conn_t *c)
+{
+	size_t buffered = c->out.len - c->out_off;
+
+	if (buffered > 0)
+		return send(c->io.fd, c->out.data + c->out_off, buffered,
+		            MSG_NOSIGNAL | (c->file.release != NULL ? MSG_MORE : 0));
+	return sendfile(c->io.fd, c->file.fd, &c->file_off, c->file.len - (size_t)c->file_off);
+}
+
 /* Writes what it can; 0, or -1 when the connection was closed. */
 static int
 conn_flush(conn_t *c)
 {
 	while (out_pending(c) > 0) {
-		ssize_t n = send(c->io.fd, c->out.data + c->out_off, out_pending(c), MSG_NOSIGNAL);
+		bool from_buf = c->out.len > c->out_off;
+		ssize_t n = send_some(c);
 
 		if (n > 0) {
 			int64_t now = clock_mono_ms();
@@ -750,7 +784,8 @@ conn_flush(conn_t *c)
 			if (c->resp_first_byte < 0)
 				c->resp_first_byte = now;
 			c->last_progress = now;
-			c->out_off += (size_t)n;
+			if (from_buf)
+				c->out_off += (size_t)n; /* sendfile moved file_off */
 			c->resp_written += (uint64_t)n;
 			metrics_add(METRICS_BYTES_SENT, (uint64_t)n);
 			continue;
@@ -759,14 +794,23 @@ conn_flush(conn_t *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (n == 0) {
+			/* Only a file can say 0: it is shorter than it said. */
+			log_error("%s: sendfile: the page file ended %zu bytes early", c->peer_str,
+			          c->file.len - (size_t)c->file_off);
+			conn_close(c, "page file too short");
+			return -1;
+		}
 		if (errno != EPIPE && errno != ECONNRESET)
-			log_info("%s: write: %s", c->peer_str, strerror(errno));
+			log_info("%s: %s: %s", c->peer_str, from_buf ? "write" : "sendfile",
+			         strerror(errno));
 		conn_close(c, "write error");
 		return -1;
 	}
 	if (out_pending(c) == 0) {
 		buf_reset(&c->out);
 		c->out_off = 0;
+		file_release(c);
 		if (c->resp_done)
 			conn_response_complete(c);
 	} else if (c->out_off >= 65536 && c->out_off >= c->out.len / 2) {
@@ -1189,6 +1233,49 @@ out:
 	conn_release(c);
 }
 
+void
+conn_respond_file(conn_t *c, int status, const char *content_type, const char *extra_headers,
+                  const conn_file_t *file)
+{
+	bool keep;
+	head_t h;
+
+	if (!response_allowed(c, "conn_respond_file")) {
+		file->release(file->ctx);
+		return;
+	}
+	c->busy++;
+	c->pending = false;
+	c->ops = NULL;
+	keep = conn_keeps_alive(c);
+	if (!keep)
+		c->force_close = true;
+	head_init(&h, status, content_type, extra_headers, (int64_t)file->len, keep);
+	if (out_pending(c) == 0) {
+		buf_reset(&c->out);
+		c->out_off = 0;
+	}
+	if (head_append(c, &h, 0) < 0) {
+		file->release(file->ctx);
+		log_error("%s: out of memory for a response head", c->peer_str);
+		conn_close(c, "out of memory");
+		goto out;
+	}
+	c->resp_hdr_len = h.len;
+	if (c->req.head || file->len == 0) {
+		file->release(file->ctx);
+	} else {
+		c->file = *file;
+		c->file_off = 0;
+	}
+	c->resp_status = status;
+	c->resp_done = true;
+	conn_flush(c);
+out:
+	conn_update(c);
+	conn_release(c);
+}
+
 int
 conn_stream_start(conn_t *c, int status, const char *content_type, const char *extra_headers)
 {
@@ -1325,6 +1412,7 @@ conn_close(conn_t *c, const char *reason)
 	fd = c->io.fd; /* loop_io_del forgets it */
 	loop_io_del(c->w->loop, &c->io);
 	close(fd);
+	file_release(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else

@@ -70,6 +70,22 @@ void   conn_respond_end(conn_t *c, int status, const char *content_type,
                         const char *extra_headers);
 void   conn_respond_cancel(conn_t *c);
 
+/* A body sent from a file with sendfile(2), from offset 0: the kernel
+ * hands the socket the file's pages without copying them, so the file
+ * must not change while it is sent (a sealed memfd, page_files.h).
+ * conn calls release(ctx) exactly once: when the body is sent, when c
+ * closes, or at once when the file is not sent (HEAD, refused). */
+typedef struct conn_file {
+	int    fd;
+	size_t len;
+	void (*release)(void *ctx);
+	void  *ctx;
+} conn_file_t;
+
+/* A whole response, as conn_respond, with the body from file. */
+void conn_respond_file(conn_t *c, int status, const char *content_type,
+                       const char *extra_headers, const conn_file_t *file);
+
 /* A response of unknown length (SSE): headers now, then writes, delimited
  * by closing the connection.  conn_stream_write returns 0, or -1 when the
  * client cannot keep up (output_buffer_limit) or is gone: the connection is

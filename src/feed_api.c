@@ -10,6 +10,7 @@
 #include "feed_request.h"
 #include "log.h"
 #include "metrics.h"
+#include "page_files.h"
 #include "router.h"
 #include "worker.h"
 
@@ -93,6 +94,45 @@ static const conn_pending_ops_t pending_ops = {
 	.shutdown = api_shutdown,
 };
 
+/* After a cached answer.  start_ms: taken from the request before the
+ * answer, which may have completed it and cleared it for the next. */
+static void
+api_served(worker_t *w, int64_t start_ms, const feed_request_t *req, cache_state_t st)
+{
+	metrics_observe(METRICS_H_JSON_COMPLETE, 0, (double)(clock_mono_ms() - start_ms) / 1000.0);
+	/* After the answer, so the stale page never waits for this. */
+	if (st == CACHE_STALE)
+		feed_load_refresh(w, req);
+}
+
+static void
+api_file_sent(void *ctx)
+{
+	page_file_release(ctx);
+}
+
+/* The fastest path: this worker's sealed file of the page, still what the
+ * cache holds, sent with sendfile.  Returns false when there is none. */
+static bool
+api_file(conn_t *c, const request_t *r, const feed_request_t *req)
+{
+	worker_t     *w = conn_worker(c);
+	int64_t       start_ms = r->start_ms;
+	page_file_t  *f;
+	cache_state_t st = feed_load_file(w, req, &f);
+	const char   *served;
+
+	if (st == CACHE_MISS)
+		return false;
+	served = st == CACHE_HIT ? "hit" : "stale";
+	conn_set_cache_status(c, served);
+	conn_respond_file(c, 200, JSON_TYPE, x_cache_header(served),
+	                  &(conn_file_t){.fd = f->fd, .len = f->len, .release = api_file_sent,
+	                                 .ctx = f});
+	api_served(w, start_ms, req, st);
+	return true;
+}
+
 /* The fast path: a cached page copied once, from shared memory straight
  * into the connection's output behind the head.  Returns false on a miss
  * (nothing sent, the request still waits for its answer). */
@@ -102,27 +142,30 @@ api_cached(conn_t *c, const request_t *r, const feed_request_t *req)
 	worker_t     *w = conn_worker(c);
 	int64_t       start_ms = r->start_ms;
 	cache_meta_t  meta;
+	cache_ref_t   ref;
 	cache_state_t st;
 	const char   *served;
 	buf_t        *out;
+	size_t        at;
 
+	if (api_file(c, r, req))
+		return true;
 	out = conn_respond_begin(c);
 	if (out == NULL)
 		return true; /* logged; c closed or not answering */
-	st = feed_load_cached(w, req, out, &meta);
+	at = out->len;
+	st = feed_load_cached(w, req, out, &meta, &ref);
 	if (st == CACHE_MISS) {
 		conn_respond_cancel(c);
 		return false;
 	}
+	/* While the body is still where it was copied to. */
+	if (w->page_files != NULL)
+		page_files_note(w->page_files, req->key, &ref, out->data + at, out->len - at);
 	served = st == CACHE_HIT ? "hit" : "stale";
 	conn_set_cache_status(c, served);
 	conn_respond_end(c, 200, JSON_TYPE, x_cache_header(served));
-	/* start_ms was read before: an answer sent whole completes the
-	 * request, which clears r for the next one. */
-	metrics_observe(METRICS_H_JSON_COMPLETE, 0, (double)(clock_mono_ms() - start_ms) / 1000.0);
-	/* After the answer, so the stale page never waits for this. */
-	if (st == CACHE_STALE)
-		feed_load_refresh(w, req);
+	api_served(w, start_ms, req, st);
 	return true;
 }
 

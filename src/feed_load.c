@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "page_files.h"
 #include "pgpool.h"
 #include "worker.h"
 
@@ -433,14 +434,9 @@ fill_fetch(fill_t *f)
 	}
 }
 
-cache_state_t
-feed_load_cached(worker_t *w, const feed_request_t *req, buf_t *body, cache_meta_t *meta)
+static void
+count_lookup(cache_state_t st)
 {
-	cache_state_t st;
-
-	if (w->cache == NULL)
-		return CACHE_MISS;
-	st = cache_get_append(w->cache, req->key, clock_mono_ms(), body, meta);
 	switch (st) {
 	case CACHE_HIT:
 		metrics_add(METRICS_CACHE_HITS, 1);
@@ -452,6 +448,39 @@ feed_load_cached(worker_t *w, const feed_request_t *req, buf_t *body, cache_meta
 		metrics_add(METRICS_CACHE_MISSES, 1);
 		break;
 	}
+}
+
+cache_state_t
+feed_load_cached(worker_t *w, const feed_request_t *req, buf_t *body, cache_meta_t *meta,
+                 cache_ref_t *ref)
+{
+	cache_state_t st;
+
+	if (w->cache == NULL)
+		return CACHE_MISS;
+	st = cache_get_ref(w->cache, req->key, clock_mono_ms(), body, meta, ref);
+	count_lookup(st);
+	return st;
+}
+
+cache_state_t
+feed_load_file(worker_t *w, const feed_request_t *req, page_file_t **file)
+{
+	page_file_t *f;
+	cache_state_t st;
+
+	if (w->cache == NULL || w->page_files == NULL)
+		return CACHE_MISS;
+	f = page_files_find(w->page_files, cache_key_hash(w->cache, req->key), req->key);
+	if (f == NULL)
+		return CACHE_MISS;
+	st = cache_check(w->cache, &f->ref, clock_mono_ms());
+	if (st == CACHE_MISS)
+		return CACHE_MISS; /* out of date: the caller reads the page again */
+	count_lookup(st);
+	metrics_add(METRICS_CACHE_SENDFILE_HITS, 1);
+	page_file_hold(f);
+	*file = f;
 	return st;
 }
 

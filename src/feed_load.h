@@ -10,14 +10,23 @@
 #include "feed_request.h"
 
 struct worker;
+struct page_file;
 typedef struct feed_load feed_load_t;
 
 /* The fast path, synchronous: a HIT or STALE page from the shared cache is
  * appended to *body (which may be a connection's output, cache_get_append)
- * and its meta copied to *meta.  MISS when there is no cache or no usable
- * entry: *body is then as it was. */
+ * and its meta copied to *meta, and *ref (when not NULL) says which copy
+ * it was.  MISS when there is no cache or no usable entry: *body is then
+ * as it was. */
 cache_state_t feed_load_cached(struct worker *w, const feed_request_t *req,
-                               buf_t *body, cache_meta_t *meta);
+                               buf_t *body, cache_meta_t *meta, cache_ref_t *ref);
+
+/* Faster still, for a page sent whole: HIT or STALE when this worker has
+ * the page as a file (page_files.h) that is still what the cache holds;
+ * *file is then held for the caller (page_file_release when sent).  MISS
+ * otherwise, not counted: go on with feed_load_cached. */
+cache_state_t feed_load_file(struct worker *w, const feed_request_t *req,
+                             struct page_file **file);
 
 /* After serving a STALE page: refresh it in the background unless another
  * process already is (the fill lease decides). */

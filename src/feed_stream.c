@@ -393,7 +393,7 @@ feed_stream_handle(conn_t *c, const request_t *r)
 		return;
 	}
 
-	st = feed_load_cached(w, &req, &body, &meta);
+	st = feed_load_cached(w, &req, &body, &meta, NULL);
 	if (st != CACHE_MISS) {
 		/* Before the answer, which may complete the request and clear r. */
 		int64_t start_ms = r->start_ms;

@@ -17,6 +17,7 @@
 #include "feed_sources.h"
 #include "log.h"
 #include "metrics.h"
+#include "page_files.h"
 #include "pgpool.h"
 #include "testhook.h"
 #include "watchdog.h"
@@ -428,6 +429,11 @@ worker_main(const config_t *cfg, int slot, const int *listen_fds, int nlisten, s
 	}
 
 	metrics_set_cache(cache);
+	if (cache != NULL && cfg->cache_sendfile_size > 0) {
+		W.page_files = page_files_create(cfg->cache_sendfile_size);
+		if (W.page_files == NULL)
+			log_error("page files: out of memory; cached pages are sent by copy");
+	}
 	{
 		/* metrics keeps the pointer: the array lives as long as the worker. */
 		static const char *source_names[FEED_SRC_COUNT];
@@ -451,6 +457,7 @@ worker_main(const config_t *cfg, int slot, const int *listen_fds, int nlisten, s
 	}
 
 	conn_close_all(&W);
+	page_files_destroy(W.page_files);
 	if (W.pool != NULL)
 		pgpool_destroy(W.pool);
 	accept_stop();

@@ -9,12 +9,14 @@
 
 struct pgpool;
 struct cache;
+struct page_files;
 
 typedef struct worker {
 	const config_t *cfg;
 	loop_t         *loop;
 	struct pgpool  *pool;       /* this worker's database connections */
 	struct cache   *cache;      /* shared by all workers */
+	struct page_files *page_files; /* this worker's sendfile copies; NULL: off */
 	int             slot;       /* 0..workers-1: metrics slot, log tag */
 	int             nconns;
 	bool            draining;   /* no new connections; finishing the rest */

@@ -151,7 +151,7 @@ def test_cached_answers_are_timed_from_their_own_request(demo, feedd):
     path = cold_path(30)
     assert feedd.get(path)[1]["x-cache"] == "miss"
     before = scrape(feedd)
-    for _ in range(5):
+    for _ in range(5):  # by copy, then from the worker's page file
         assert feedd.get(path)[1]["x-cache"] == "hit"
     for _ in range(2):
         status, headers, _ = feedd.get(cold_path(30, stream=True))
