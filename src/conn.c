@@ -1098,6 +1098,21 @@ conn_set_pending(conn_t *c, const conn_pending_ops_t *ops, void *ctx)
 	c->ctx = ctx;
 }
 
+/* A handler's whole answer is being written: nothing is pending any more.
+ * Returns whether the connection stays open after it, and marks it for
+ * closing if not, so that every later check agrees with the head. */
+static bool
+answer_begins(conn_t *c)
+{
+	bool keep = conn_keeps_alive(c);
+
+	c->pending = false;
+	c->ops = NULL;
+	if (!keep)
+		c->force_close = true;
+	return keep;
+}
+
 void
 conn_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
              const char *body, size_t len)
@@ -1110,11 +1125,7 @@ conn_respond(conn_t *c, int status, const char *content_type, const char *extra_
 	if (!response_allowed(c, "conn_respond"))
 		return;
 	c->busy++;
-	c->pending = false;
-	c->ops = NULL;
-	keep = conn_keeps_alive(c);
-	if (!keep)
-		c->force_close = true;
+	keep = answer_begins(c);
 	head_init(&h, status, bodyless ? NULL : content_type, extra_headers,
 	          bodyless ? -1 : (int64_t)len, keep);
 	if (head_append(c, &h, send_body ? len : 0) < 0) {
@@ -1191,11 +1202,7 @@ conn_respond_end(conn_t *c, int status, const char *content_type, const char *ex
 	}
 	c->busy++;
 	c->body_open = false;
-	c->pending = false;
-	c->ops = NULL;
-	keep = conn_keeps_alive(c);
-	if (!keep)
-		c->force_close = true;
+	keep = answer_begins(c);
 	blen = c->out.len - c->body_at;
 	head_init(&h, status, bodyless ? NULL : content_type, extra_headers,
 	          bodyless ? -1 : (int64_t)blen, keep);
@@ -1245,11 +1252,7 @@ conn_respond_file(conn_t *c, int status, const char *content_type, const char *e
 		return;
 	}
 	c->busy++;
-	c->pending = false;
-	c->ops = NULL;
-	keep = conn_keeps_alive(c);
-	if (!keep)
-		c->force_close = true;
+	keep = answer_begins(c);
 	head_init(&h, status, content_type, extra_headers, (int64_t)file->len, keep);
 	if (out_pending(c) == 0) {
 		buf_reset(&c->out);
