@@ -224,3 +224,94 @@ def get(port, path, conn=None, timeout=30.0):
 
 def ms(x):
     return f"{x * 1000:.2f}" if x == x else "-"
+
+
+# --- wrk against a server's worker processes -----------------------------------
+
+
+def children(master_pid):
+    """[(pid, fields of /proc/pid/stat after the name)] of master_pid's children."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rindex(")") + 2:].split()
+        if int(f[1]) == master_pid:
+            out.append((int(entry), f))
+    return out
+
+
+def cpu_ticks(master_pid):
+    """utime + stime (clock ticks) of master_pid's children: the workers."""
+    return sum(int(f[11]) + int(f[12]) for _, f in children(master_pid))
+
+
+def pin_workers(master_pid, cpu):
+    for pid, _ in children(master_pid):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def wrk(url, conns, seconds, threads, server_pid, pace_ms=0, pin_cpu=None):
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    if pace_ms:
+        # wrk calls delay() before each request: a think time per connection.
+        script = Path(tempfile.gettempdir()) / f"wrk-pace-{pace_ms}.lua"
+        script.write_text(f"function delay()\n  return {pace_ms}\nend\n")
+        cmd[1:1] = ["-s", str(script)]
+    if pin_cpu is not None:
+        cmd = ["taskset", "-c", str(pin_cpu)] + cmd
+    before = cpu_ticks(server_pid)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    # How long wrk's threads wait for a core, and how often they sleep, per
+    # second over the middle of the run: on shared cores the p99 follows
+    # them (bench/README, "Cache (issue 4)").
+    time.sleep(min(1.0, seconds / 4))
+    w0, s0, t0 = run_queue_wait(proc.pid), sleeps(proc.pid), time.monotonic()
+    time.sleep(max(0.0, seconds - 2 * min(1.0, seconds / 4)))
+    w1, s1, t1 = run_queue_wait(proc.pid), sleeps(proc.pid), time.monotonic()
+    out = proc.communicate()[0]
+    cpu = (cpu_ticks(server_pid) - before) / os.sysconf("SC_CLK_TCK")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        die(f"wrk printed no Requests/sec:\n{out}")
+    lat = {}
+    for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        lat[p] = float(v) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors:.*", out)
+    total = re.search(r"(\d+) requests in", out)
+    n = int(total.group(1)) if total else 0
+    return {"rps": float(m.group(1)), "cpu_us": cpu / n * 1e6 if n else float("nan"),
+            "p50": lat.get("50", float("nan")),
+            "p99": lat.get("99", float("nan")), "non2xx": int(bad.group(1)) if bad else 0,
+            "errors": errs.group(0) if errs else "", "raw": out,
+            "wrk_wait": (w1 - w0) / 1e9 / (t1 - t0) if t1 > t0 else float("nan"),
+            "wrk_sleeps": (s1 - s0) / (t1 - t0) if t1 > t0 else float("nan")}
+
+
+def run_queue_wait(pid):
+    """Nanoseconds pid's threads have waited for a CPU (schedstat, field 2)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
+def sleeps(pid):
+    """Times pid's threads went to sleep (voluntary context switches): how
+    often wrk found no response waiting when it polled."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            total += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+    except (OSError, AttributeError, ValueError):
+        pass
+    return total
