@@ -31,6 +31,8 @@ struct loop {
 	struct epoll_event events[LOOP_MAX_EVENTS];
 	int nevents;
 	int pos;
+
+	void (*after_io)(loop_t *loop);
 };
 
 loop_t *
@@ -291,8 +293,16 @@ loop_run(loop_t *loop)
 		loop->nevents = 0;
 		loop->pos = 0;
 		loop_run_timers(loop);
+		if (n > 0 && loop->after_io != NULL)
+			loop->after_io(loop);
 	}
 	return 0;
+}
+
+void
+loop_set_after_io(loop_t *loop, void (*cb)(loop_t *loop))
+{
+	loop->after_io = cb;
 }
 
 void

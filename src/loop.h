@@ -51,6 +51,11 @@ static inline bool loop_timer_active(const loop_timer_t *t) { return t->heap_ind
 int64_t loop_now(const loop_t *loop);
 void    loop_update_time(loop_t *loop);
 
+/* cb runs after each pass that handled I/O (its callbacks, then the due
+ * timers), before the loop waits again; a pass woken only by a timer does
+ * not call it.  NULL: nothing (the default). */
+void    loop_set_after_io(loop_t *loop, void (*cb)(loop_t *loop));
+
 /* Runs until loop_stop(); returns 0, or -1 when epoll itself fails. */
 int     loop_run(loop_t *loop);
 void    loop_stop(loop_t *loop);

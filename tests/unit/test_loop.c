@@ -255,6 +255,78 @@ test_io_pipe(void)
 	loop_destroy(loop);
 }
 
+/* after_io runs once per pass that handled I/O, after its callbacks and
+ * timers, and never for a pass only a timer woke. */
+static int after_calls, after_saw_reads;
+
+static void
+after_cb(loop_t *loop)
+{
+	(void)loop;
+	after_calls++;
+}
+
+static void
+after_pio_cb(loop_io_t *io, uint32_t revents)
+{
+	pio_t *p = container_of(io, pio_t, io);
+	char buf[16];
+
+	(void)revents;
+	p->ncalls++;
+	after_saw_reads = after_calls; /* how many passes ended before this read */
+	while (read(p->rfd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void
+test_after_io(void)
+{
+	loop_t *loop = loop_create();
+	pio_t a = {.loop = loop}, b = {.loop = loop};
+	tt_t stopper = {.loop = loop};
+	int fa[2], fb[2];
+
+	CHECK_INT(pipe_nb(fa), 0);
+	CHECK_INT(pipe_nb(fb), 0);
+	a.rfd = fa[0];
+	b.rfd = fb[0];
+	loop_set_after_io(loop, after_cb);
+	CHECK_INT(loop_io_add(loop, &a.io, a.rfd, EPOLLIN, after_pio_cb), 0);
+	CHECK_INT(loop_io_add(loop, &b.io, b.rfd, EPOLLIN, after_pio_cb), 0);
+	loop_timer_init(&stopper.t, stop_cb);
+
+	/* Only a timer: no pass with I/O. */
+	loop_timer_start(loop, &stopper.t, 5);
+	CHECK_INT(loop_run(loop), 0);
+	CHECK_INT(after_calls, 0);
+
+	/* Two readable pipes, one pass: both callbacks, then one call. */
+	CHECK_INT(write(fa[1], "x", 1), 1);
+	CHECK_INT(write(fb[1], "y", 1), 1);
+	loop_timer_start(loop, &stopper.t, 20);
+	CHECK_INT(loop_run(loop), 0);
+	CHECK_INT(a.ncalls + b.ncalls, 2);
+	CHECK_INT(after_saw_reads, 0); /* the second read came before the call */
+	CHECK_INT(after_calls, 1);
+
+	/* Unset: no more calls. */
+	loop_set_after_io(loop, NULL);
+	CHECK_INT(write(fa[1], "z", 1), 1);
+	loop_timer_start(loop, &stopper.t, 10);
+	CHECK_INT(loop_run(loop), 0);
+	CHECK_INT(a.ncalls + b.ncalls, 3);
+	CHECK_INT(after_calls, 1);
+
+	loop_io_del(loop, &a.io);
+	loop_io_del(loop, &b.io);
+	for (int i = 0; i < 2; i++) {
+		close(fa[i]);
+		close(fb[i]);
+	}
+	loop_destroy(loop);
+}
+
 /* Two readable pipes in the same epoll batch; whichever callback runs first
  * deletes and frees the other.  The freed one must never be dispatched
  * (ASan turns a violation into a crash). */
@@ -392,6 +464,7 @@ main(void)
 	RUN(test_timer_stop_restart);
 	RUN(test_timer_stop_in_callback);
 	RUN(test_io_pipe);
+	RUN(test_after_io);
 	RUN(test_io_free_in_batch);
 	RUN(test_timer_rearm_no_starvation);
 	RUN(test_time);
