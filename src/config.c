@@ -38,6 +38,7 @@ typedef enum config_type {
 	CT_LEVEL,    /* enum log_level */
 	CT_LISTEN,   /* listen[] + nlisten */
 	CT_CIDRS,    /* metrics_allow[] + nmetrics_allow */
+	CT_BOOL,     /* bool, on or off */
 } config_type_t;
 
 #define CF_EMPTY_OK   1 /* "" is allowed (strings: stored as unset/NULL if CF_EMPTY_NULL) */
@@ -75,6 +76,8 @@ static const config_key_t keys[] = {
 	  "how long a graceful stop waits for requests before closing them" },
 	{ "worker_watchdog", CT_DURATION, "30s", 0, HOUR, F(worker_watchdog), 0,
 	  "a worker whose event loop stops this long is killed and replaced; 0 = off" },
+	{ "worker_yield", CT_BOOL, "on", 0, 0, F(worker_yield), 0,
+	  "a worker yields its core after each pass over its ready connections" },
 
 	/* logs */
 	{ "error_log", CT_STRING, "stderr", 0, 0, F(error_log), 0,
@@ -638,6 +641,13 @@ set_value(const config_key_t *k, config_t *cfg, const char *v, char *msg, size_t
 		return 0;
 	case CT_DURATION:
 		return set_scaled(k, v, FIELD(cfg, k, int64_t), msg, msglen);
+	case CT_BOOL:
+		if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+			*FIELD(cfg, k, bool) = v[1] == 'n';
+			return 0;
+		}
+		snprintf(msg, msglen, "bad value '%s': expected on or off", v);
+		return -1;
 	case CT_LEVEL:
 		if (log_level_parse(v, FIELD(cfg, k, enum log_level)) < 0) {
 			snprintf(msg, msglen, "bad value '%s': expected error, warn, info or debug",

@@ -2,6 +2,7 @@
 #ifndef FEEDD_CONFIG_H
 #define FEEDD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ typedef struct config {
 	char          *group;
 	int64_t        shutdown_timeout;
 	int64_t        worker_watchdog;             /* 0 = off */
+	bool           worker_yield;
 
 	/* logs */
 	char          *error_log;

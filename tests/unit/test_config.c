@@ -71,6 +71,7 @@ test_defaults(void)
 	CHECK(cfg.group == NULL);
 	CHECK_INT(cfg.shutdown_timeout, 10000);
 	CHECK_INT(cfg.worker_watchdog, 30000);
+	CHECK(cfg.worker_yield);
 	CHECK_STR(cfg.error_log, "stderr");
 	CHECK_STR(cfg.access_log, "stderr");
 	CHECK_INT(cfg.log_level, LOG_LEVEL_INFO);
@@ -314,6 +315,22 @@ test_log_level(void)
 	CHECK(rejects("log_level = loud"));
 	CHECK(err_has(
 	        "t.conf:1: log_level: bad value 'loud': expected error, warn, info or debug"));
+}
+
+static void
+test_on_off(void)
+{
+	config_t cfg;
+
+	CHECK_INT(parse("worker_yield = off", &cfg), 0);
+	CHECK(!cfg.worker_yield);
+	config_free(&cfg);
+	CHECK_INT(parse("worker_yield = 'on'", &cfg), 0);
+	CHECK(cfg.worker_yield);
+	config_free(&cfg);
+	CHECK(rejects("worker_yield = yes"));
+	CHECK(err_has("t.conf:1: worker_yield: bad value 'yes': expected on or off"));
+	CHECK(rejects("worker_yield = "));
 }
 
 static void
@@ -875,6 +892,7 @@ main(void)
 	RUN(test_integers);
 	RUN(test_strings);
 	RUN(test_log_level);
+	RUN(test_on_off);
 	RUN(test_listen);
 	RUN(test_cidr);
 	RUN(test_errors);
