@@ -1113,6 +1113,17 @@ answer_begins(conn_t *c)
 	return keep;
 }
 
+/* The whole answer (head of status, and body) is queued: send what the
+ * socket takes; the rest goes on EPOLLOUT, and the request completes when
+ * the last byte is out. */
+static void
+answer_queued(conn_t *c, int status)
+{
+	c->resp_status = status;
+	c->resp_done = true;
+	conn_flush(c);
+}
+
 void
 conn_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
              const char *body, size_t len)
@@ -1139,9 +1150,7 @@ conn_respond(conn_t *c, int status, const char *content_type, const char *extra_
 		c->out.len += len;
 		c->out.data[c->out.len] = '\0';
 	}
-	c->resp_status = status;
-	c->resp_done = true;
-	conn_flush(c);
+	answer_queued(c, status);
 out:
 	conn_update(c);
 	conn_release(c);
@@ -1232,9 +1241,7 @@ conn_respond_end(conn_t *c, int status, const char *content_type, const char *ex
 	c->out.data[c->out.len] = '\0';
 	head_write(&h, c->out.data + start);
 	c->resp_hdr_len = h.len;
-	c->resp_status = status;
-	c->resp_done = true;
-	conn_flush(c);
+	answer_queued(c, status);
 out:
 	conn_update(c);
 	conn_release(c);
@@ -1271,9 +1278,7 @@ conn_respond_file(conn_t *c, int status, const char *content_type, const char *e
 		c->file = *file;
 		c->file_off = 0;
 	}
-	c->resp_status = status;
-	c->resp_done = true;
-	conn_flush(c);
+	answer_queued(c, status);
 out:
 	conn_update(c);
 	conn_release(c);
