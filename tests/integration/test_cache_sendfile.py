@@ -5,7 +5,6 @@ flushed or expired is never sent from an old file; HEAD, pipelining, a
 slow reader of a page far larger than the socket buffers, and a reader
 that stops (send_timeout) all work on that path."""
 
-import json
 import signal
 import socket
 import time
@@ -21,7 +20,8 @@ def sendfile_hits(f):
 
 
 def warm(f, path, n=3):
-    """n GETs of path; from the third on a worker sends its file.  -> bodies."""
+    """n GETs of path: a miss, a hit remembered, a hit that makes the page's
+    file; from the fourth on the worker sends the file.  -> bodies."""
     bodies = []
     for _ in range(n):
         status, _, body = f.get(path)
